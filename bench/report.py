@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Turns one bench/run.sh run (its raw directory) into bench/results/latest.md, the CSVs and
+the PNG charts.  Usage: report.py RAW_DIR RESULTS_DIR   (standard library only)."""
+import csv
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+SERVERS = ["catzilla", "nginx", "h2o"]
+PEERS = ["nginx", "h2o"]
+COLORS = {"catzilla": "#d9480f", "nginx": "#2b8a3e", "h2o": "#1864ab"}
+
+
+def num(v):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def median(vals):
+    vals = [v for v in vals if not math.isnan(v)]
+    return statistics.median(vals) if vals else math.nan
+
+
+def read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fmt(v, kind):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if kind == "int":
+        return f"{v:,.0f}"
+    if kind == "gb":
+        return f"{v:.2f}"
+    if kind == "ms":
+        return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+    if kind == "mib":
+        return f"{v:.1f}"
+    if kind == "kib":
+        return f"{v:.2f}"
+    if kind == "x":
+        return f"{v:.2f}×"
+    if kind == "pct":
+        return f"{v * 100:.1f} %"
+    return str(v)
+
+
+def advantage(values, better):
+    """catzilla's factor against the better peer; > 1 means catzilla is ahead."""
+    cz = values.get("catzilla", math.nan)
+    peers = [values[p] for p in PEERS if p in values and not math.isnan(values[p])]
+    if math.isnan(cz) or not peers or cz == 0:
+        return math.nan, None
+    if better == "higher":
+        best = max(peers)
+        return (cz / best if best else math.nan), PEERS[[values.get(p) for p in PEERS].index(best)]
+    best = min(peers)
+    return best / cz, PEERS[[values.get(p) for p in PEERS].index(best)]
+
+
+def numeric_leaves(obj, prefix=""):
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(numeric_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        out[prefix] = float(obj)
+    return out
+
+
+def main():
+    raw, results = sys.argv[1], sys.argv[2]
+    os.makedirs(results, exist_ok=True)
+    env = {}
+    if os.path.exists(os.path.join(raw, "env.txt")):
+        for line in open(os.path.join(raw, "env.txt")):
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                env[k] = v
+
+    runs = read_csv(os.path.join(raw, "runs.csv"))
+    idle = read_csv(os.path.join(raw, "idle.csv"))
+    mem = read_csv(os.path.join(raw, "memory.csv"))
+
+    # ------------------------------------------------------------ medians
+    med = {}      # (scenario, server) -> {field: median}
+    problems = []
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["scenario"], r["server"]), []).append(r)
+    for key, rows in groups.items():
+        med[key] = {f: median([num(r[f]) for r in rows])
+                    for f in ("rps", "bytes_per_sec", "p50_us", "p99_us")}
+        med[key]["n"] = len([r for r in rows if not math.isnan(num(r["rps"]))])
+        for r in rows:
+            n2, se = int(num(r["non2xx"]) or 0), int(num(r["socket_errors"]) or 0)
+            if math.isnan(num(r["rps"])):
+                problems.append(f"round {r['round']} {r['scenario']} {r['server']}: no result (server did not start or wrk failed)")
+            elif n2 or se:
+                problems.append(f"round {r['round']} {r['scenario']} {r['server']}: {n2} non-2xx, {se} socket errors")
+
+    idle_med = {}
+    for srv in SERVERS:
+        rows = [r for r in idle if r["server"] == srv]
+        if not rows:
+            continue
+        after = median([num(r["rss_after_kib"]) for r in rows])
+        per = median([(num(r["rss_after_kib"]) - num(r["rss_before_kib"])) / num(r["conns_ok"])
+                      if num(r["conns_ok"]) > 0 else math.nan for r in rows])
+        ok = median([num(r["conns_ok"]) for r in rows])
+        idle_med[srv] = {"after_mib": after / 1024, "per_kib": per, "ok": ok,
+                         "before_mib": median([num(r["rss_before_kib"]) for r in rows]) / 1024}
+        for r in rows:
+            if num(r["conns_failed"]) > 0 or num(r["closed_by_server"]) > 0:
+                problems.append(f"round {r['round']} idle {srv}: {r['conns_failed']} connections failed, "
+                                f"{r['closed_by_server']} closed by the server while idle")
+
+    # ------------------------------------------------------------ summary rows
+    def vals(scen, field, scale=1.0):
+        return {s: med[(scen, s)][field] * scale for s in SERVERS if (scen, s) in med}
+
+    spec = [
+        ("/plaintext, keep-alive, 64 conns", "plaintext", "rps", 1, "req/s", "higher", "int"),
+        ("/plaintext, pipelined ×16, 64 conns", "pipelined", "rps", 1, "req/s", "higher", "int"),
+        ("19 B file, 64 conns", "file19", "rps", 1, "req/s", "higher", "int"),
+        ("16 KiB file, 64 conns", "file16k", "rps", 1, "req/s", "higher", "int"),
+        ("1 MiB file, 16 conns", "file1m", "bytes_per_sec", 1e-9, "GB/s", "higher", "gb"),
+        ("1 MiB file, 16 conns", "file1m", "rps", 1, "req/s", "higher", "int"),
+        ("latency p50, /plaintext 64 conns", "plaintext", "p50_us", 1e-3, "ms", "lower", "ms"),
+        ("latency p99, /plaintext 64 conns", "plaintext", "p99_us", 1e-3, "ms", "lower", "ms"),
+    ]
+    rows = []
+    for label, scen, field, scale, unit, better, kind in spec:
+        v = vals(scen, field, scale)
+        if v:
+            rows.append((label, unit, better, kind, v))
+    sc = vals("scaling", "rps")
+    if sc:
+        st = env.get("scale_threads", "2")
+        rows.append((f"/plaintext, {st} workers on CPUs {env.get('scale_server_cpus', '?')} (client shares them)",
+                     "req/s", "higher", "int", sc))
+        one = vals("plaintext", "rps")
+        factor = {s: sc[s] / one[s] for s in sc if s in one and one[s]}
+        if factor:
+            rows.append((f"scaling: {st} workers ÷ 1 worker", "×", "higher", "x", factor))
+    if idle_med:
+        n = env.get("idle_conns", "10000")
+        rows.append((f"RSS with {int(float(n)):,} idle keep-alive conns", "MiB", "lower", "mib",
+                     {s: idle_med[s]["after_mib"] for s in idle_med}))
+        rows.append(("RSS per idle connection", "KiB", "lower", "kib",
+                     {s: idle_med[s]["per_kib"] for s in idle_med}))
+
+    present = [s for s in SERVERS if any(s in r[4] for r in rows)] or SERVERS
+    with open(os.path.join(results, "summary.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scenario", "unit", "better", *present, "catzilla_vs_best_peer"])
+        for label, unit, better, kind, v in rows:
+            adv, _ = advantage(v, better)
+            w.writerow([label, unit, better, *[("" if math.isnan(v.get(s, math.nan)) else f"{v[s]:.6g}")
+                                               for s in present], "" if math.isnan(adv) else f"{adv:.4f}"])
+
+    # ------------------------------------------------------------ memory headline
+    mem_rows = {}
+    for r in mem:
+        b = r["build"]
+        d = mem_rows.setdefault(b, {"rss0": [], "rss1": [], "stats": []})
+        d["rss0"].append(num(r["rss_start_kib"]))
+        d["rss1"].append(num(r["rss_after_load_kib"]))
+        p = os.path.join(raw, r["stats_file"])
+        try:
+            with open(p) as f:
+                st = json.load(f)
+            tot = st.get("totals", st) if isinstance(st, dict) else {}
+            d["stats"].append(numeric_leaves(tot))
+        except (OSError, ValueError):
+            d["stats"].append({})
+            problems.append(f"round {r['round']} memory {b}: /_catzilla/stats missing or not JSON")
+    interesting = ("fragment", "allocated", "active", "resident", "metadata", "mapped", "retained")
+    mem_keys = sorted({k for d in mem_rows.values() for s in d["stats"] for k in s
+                       if any(w in k.lower() for w in interesting)})
+    with open(os.path.join(results, "memory.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["build", "rss_start_kib", "rss_after_load_kib", *mem_keys])
+        for b, d in mem_rows.items():
+            w.writerow([b, f"{median(d['rss0']):.0f}", f"{median(d['rss1']):.0f}",
+                        *[f"{median([s.get(k, math.nan) for s in d['stats']]):.6g}" for k in mem_keys]])
+
+    # ------------------------------------------------------------ charts
+    charts = []
+    if shutil.which("gnuplot"):
+        charts = make_charts(raw, results, med, idle_med, mem_rows, env)
+
+    # ------------------------------------------------------------ markdown
+    L = []
+    L.append("# Catzilla benchmark results\n")
+    L.append(f"Run {env.get('date', '?')} on {env.get('cpu', '?')} ({env.get('nproc', '?')} CPUs), "
+             f"kernel {env.get('kernel', '?')}, governor {env.get('governor', 'n/a')}. "
+             f"{env.get('rounds', '?')} round(s) of {env.get('duration', '?')} s wrk runs (+1 s warm-up each), "
+             f"servers alternated within each round; figures are medians over rounds.\n")
+    L.append(f"One server worker pinned to CPU {env.get('server_cpus', '?')} (`taskset`), wrk "
+             f"{env.get('wrk', '?')} with {env.get('wrk_threads', '?')} thread(s) pinned to CPU "
+             f"{env.get('client_cpus', '?')}, all on 127.0.0.1. catzilla {env.get('catzilla', 'n/a')} "
+             f"(git {env.get('git', '?')}), nginx {env.get('nginx', '?')}, h2o {env.get('h2o', '?')}.\n")
+    L.append("The last column is catzilla's factor against the better of nginx and h2o for that row: "
+             "above 1.00× catzilla is ahead (for throughput catzilla ÷ best peer; for latency and memory "
+             "best peer ÷ catzilla).\n")
+    L.append("| scenario | unit | " + " | ".join(present) + " | catzilla vs best peer |")
+    L.append("|---|---|" + "---:|" * len(present) + "---:|")
+    for label, unit, better, kind, v in rows:
+        adv, who = advantage(v, better)
+        cells = [fmt(v.get(s, math.nan), kind) for s in present]
+        L.append(f"| {label} | {unit} | " + " | ".join(cells) + " | "
+                 + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
+    L.append("")
+    for c in charts:
+        L.append(f"![{c[1]}]({c[0]})")
+    if charts:
+        L.append("")
+
+    if mem_rows:
+        L.append("## Memory: jemalloc build vs libc build\n")
+        L.append("catzilla with one worker after a mixed load (/plaintext, 16 KiB and 1 MiB files, /json, "
+                 "pipelined /plaintext, then 1,000 short keep-alive connections). RSS from /proc; the rest from "
+                 "`/_catzilla/stats` totals (bytes unless the name says otherwise).\n")
+        builds = list(mem_rows)
+        L.append("| | " + " | ".join(f"`{b}`" for b in builds) + " |")
+        L.append("|---|" + "---:|" * len(builds))
+        L.append("| RSS at start (MiB) | " + " | ".join(fmt(median(mem_rows[b]["rss0"]) / 1024, "mib") for b in builds) + " |")
+        L.append("| RSS after the load (MiB) | " + " | ".join(fmt(median(mem_rows[b]["rss1"]) / 1024, "mib") for b in builds) + " |")
+        for k in mem_keys:
+            cells = []
+            for b in builds:
+                v = median([s.get(k, math.nan) for s in mem_rows[b]["stats"]])
+                if "fragment" in k.lower():
+                    cells.append(fmt(v, "pct") if not math.isnan(v) and v <= 1 else fmt(v, "kib"))
+                else:
+                    cells.append(fmt(v, "int"))
+            L.append(f"| totals.{k} | " + " | ".join(cells) + " |")
+        L.append("")
+
+    L.append("## Notes\n")
+    L.append("- nginx runs as deployed: `master_process on` with `worker_processes 1` (the master only "
+             "supervises and does no request work); the whole tree is under `taskset` and the worker is "
+             "also bound by `worker_cpu_affinity`. Its RSS figures are master + worker.")
+    L.append("- h2o 2.2 has no fixed-response handler without mruby, so its `/plaintext` is a 13-byte static "
+             "file (`file.file`); nginx uses `return 200`, catzilla its built-in route. This costs h2o a "
+             "little on the /plaintext rows.")
+    L.append("- Keep-alive request limits are lifted on all three (nginx `keepalive_requests`, catzilla "
+             "`--max-keepalive-requests 0`; h2o has none) so that wrk's connections are never recycled.")
+    L.append("- Latency rows come from the saturating /plaintext run (wrk --latency; wrk has no fixed rate), "
+             "so they are latencies under full load, not at a light load.")
+    L.append(f"- The scaling row runs {env.get('scale_threads', '2')} workers on CPUs "
+             f"{env.get('scale_server_cpus', '?')} with wrk on CPUs {env.get('scale_client_cpus', '?')}: "
+             "on a 2-CPU machine the client shares the server's cores, so this measures how well each "
+             "server shares a busy machine, not clean scaling.")
+    L.append("- 1 MiB GB/s is wrk's Transfer/sec (headers included) in 10^9 bytes per second; loopback, so "
+             "it measures copying, not a network.")
+    L.append("- Idle RSS: the client opens the connections at most 256 at a time, sends one GET /plaintext "
+             "on each, reads the reply, and holds them; RSS is read 1 s later from /proc/PID/status "
+             "(VmRSS, summed over the process tree). Per-connection = (after − before) ÷ connections.")
+    warn = os.path.join(raw, "warnings.txt")
+    if os.path.exists(warn):
+        for line in open(warn):
+            problems.append(line.strip())
+    if problems:
+        L.append("\n## Problems in this run\n")
+        for p in problems:
+            L.append(f"- {p}")
+    L.append(f"\nRaw wrk output and CSVs: `bench/results/raw/{os.path.basename(os.path.normpath(raw))}/` "
+             "(not committed). Reproduce: `make bench` (see bench/README.md).")
+    with open(os.path.join(results, "latest.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+    for name in ("runs.csv", "idle.csv"):
+        src = os.path.join(raw, name)
+        if os.path.exists(src):
+            shutil.copyfile(src, os.path.join(results, name))
+    print("\n".join(L))
+
+
+def make_charts(raw, results, med, idle_med, mem_rows, env):
+    charts = []
+    present = [s for s in SERVERS if any(k[1] == s for k in med) or s in idle_med]
+    term = 'set terminal pngcairo size 960,480 enhanced font "sans,11"\n'
+    style = ("set style data histogram\nset style histogram clustered gap 1\n"
+             "set style fill solid 0.9 border -1\nset boxwidth 0.9\nset grid ytics\n"
+             "set key top right\nset datafile missing '?'\nset yrange [0:*]\n")
+
+    def plot_cmd(dat, cols, label_col=1):
+        parts = []
+        for i, s in enumerate(cols):
+            src = f"'{dat}'" if i == 0 else "''"
+            xt = f":xtic({label_col})" if i == 0 else ""
+            parts.append(f"{src} using {i + 2}{xt} title '{s}' lc rgb '{COLORS.get(s, '#888888')}'")
+        return "plot " + ", ".join(parts) + "\n"
+
+    def val(x):
+        return "?" if x is None or math.isnan(x) else f"{x:.6g}"
+
+    # throughput relative to the best server per scenario
+    scen = [("plaintext", "plaintext"), ("pipelined", "pipelined x16"), ("file19", "19 B file"),
+            ("file16k", "16 KiB file"), ("file1m", "1 MiB file"),
+            ("scaling", f"{env.get('scale_threads', '2')} workers")]
+    dat = os.path.join(raw, "throughput.dat")
+    lines = []
+    for key, label in scen:
+        v = {s: med[(key, s)]["rps"] for s in present if (key, s) in med}
+        best = max([x for x in v.values() if not math.isnan(x)], default=math.nan)
+        if math.isnan(best) or best == 0:
+            continue
+        lines.append(f'"{label}" ' + " ".join(val(100 * v.get(s, math.nan) / best) for s in present))
+    if lines:
+        open(dat, "w").write("\n".join(lines) + "\n")
+        out = os.path.join(results, "throughput.png")
+        gp = (term + f"set output '{out}'\n" + style
+              + "set title 'Throughput relative to the fastest server per scenario (medians; 100 = fastest)'\n"
+              + "set ylabel '% of fastest'\nset yrange [0:115]\n" + plot_cmd(dat, present))
+        if run_gnuplot(raw, "throughput.gp", gp):
+            charts.append(("throughput.png", "relative throughput"))
+
+    # latency
+    lines = []
+    for field, label in (("p50_us", "p50"), ("p99_us", "p99")):
+        v = {s: med[("plaintext", s)][field] / 1000 for s in present if ("plaintext", s) in med}
+        if v:
+            lines.append(f'"{label}" ' + " ".join(val(v.get(s, math.nan)) for s in present))
+    if lines:
+        dat = os.path.join(raw, "latency.dat")
+        open(dat, "w").write("\n".join(lines) + "\n")
+        out = os.path.join(results, "latency.png")
+        gp = (term + f"set output '{out}'\n" + style
+              + "set title 'Latency under load: /plaintext, 64 connections, one worker (lower is better)'\n"
+              + "set ylabel 'ms'\n" + plot_cmd(dat, present))
+        if run_gnuplot(raw, "latency.gp", gp):
+            charts.append(("latency.png", "latency"))
+
+    # memory: idle RSS per server, and jemalloc vs libc
+    if idle_med or mem_rows:
+        out = os.path.join(results, "memory.png")
+        gp = term.replace("960,480", "960,420") + f"set output '{out}'\nset multiplot layout 1,2\n" + style
+        gp += "set key off\nset style histogram clustered gap 1\n"
+        if idle_med:
+            dat = os.path.join(raw, "idle.dat")
+            open(dat, "w").write("\n".join(f'"{s}" {val(idle_med[s]["after_mib"])}' for s in present
+                                           if s in idle_med) + "\n")
+            gp += (f"set title 'RSS with {int(float(env.get('idle_conns', 10000))):,} idle connections'\n"
+                   "set ylabel 'MiB'\nset style fill solid 0.9 border -1\n"
+                   f"plot '{dat}' using 2:xtic(1) lc rgb '#495057' notitle\n")
+        if mem_rows:
+            dat = os.path.join(raw, "alloc.dat")
+            open(dat, "w").write("\n".join(f'"{b}" {val(median(d["rss1"]) / 1024)}' for b, d in mem_rows.items()) + "\n")
+            gp += ("set title 'catzilla RSS after a mixed load'\nset ylabel 'MiB'\n"
+                   f"plot '{dat}' using 2:xtic(1) lc rgb '#d9480f' notitle\n")
+        gp += "unset multiplot\n"
+        if run_gnuplot(raw, "memory.gp", gp):
+            charts.append(("memory.png", "memory"))
+    return charts
+
+
+def run_gnuplot(raw, name, script):
+    path = os.path.join(raw, name)
+    with open(path, "w") as f:
+        f.write(script)
+    r = subprocess.run(["gnuplot", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(f"gnuplot {name} failed: {r.stderr}\n")
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+/* Catzilla memory layer: five jemalloc arenas per worker thread.
+ *
+ * Each thread that calls catzilla_memory_thread_init() gets its own request,
+ * response, cache, static and task arenas (and explicit tcaches for them); the
+ * catzilla_<kind>_* calls then act on the calling thread's arenas.  A thread
+ * that never called it falls back to the process's default arenas.  With
+ * ALLOCATOR=libc the same API runs on plain malloc, and stats say so.
+ * This layer never aborts: allocation failure returns NULL.
+ *
+ * Rules for pointers from this API:
+ * - Free or resize them only with catzilla_<kind>_free/_realloc (never free(),
+ *   which under a sanitizer is not jemalloc's), passing the kind they were
+ *   allocated with.
+ * - Free them on the thread that allocated them, before it calls
+ *   catzilla_memory_thread_exit().  Breaking this rule is memory-safe (arenas
+ *   are never destroyed, see thread_exit) but mixes one thread's memory into
+ *   another's cache, or leaks it.
+ * - size 0 is a 1-byte request: a unique pointer that must be freed.
+ * - The jemalloc build defines the `malloc_conf` symbol (see
+ *   catzilla_memory_init), so a program linking it must not define its own.
+ */
+#ifndef CATZILLA_MEMORY_H
+#define CATZILLA_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum catzilla_arena_kind {
+    CATZILLA_ARENA_REQUEST,  /* per-request scratch: parsed headers, path, params */
+    CATZILLA_ARENA_RESPONSE, /* response headers and small bodies */
+    CATZILLA_ARENA_CACHE,    /* router trie, connection state, file metadata */
+    CATZILLA_ARENA_STATIC,   /* registered buffers: recv ring, file contents */
+    CATZILLA_ARENA_TASK,     /* timers, stats snapshots, background work */
+    CATZILLA_ARENA_MAX
+};
+
+/* Process-wide allocator options; negative/NULL fields keep the current value
+ * (the default unless an earlier call changed it).  Note that jemalloc's own
+ * "-1 = never purge" decay cannot be requested through this struct. */
+struct catzilla_memory_options {
+    int background_thread;     /* 1 on (default), 0 off, -1 default */
+    long dirty_decay_ms;       /* default 10000 */
+    long muzzy_decay_ms;       /* default 30000 */
+    const char *metadata_thp;  /* "auto" (default), "always", "disabled"; effective
+                                  only through MALLOC_CONF before start-up */
+};
+
+struct catzilla_arena_stats {
+    unsigned index;       /* jemalloc arena index (UINT_MAX when not per-arena) */
+    size_t allocated;     /* bytes the application holds */
+    size_t active;        /* bytes in active pages */
+    size_t resident;      /* bytes resident in physical memory */
+    size_t metadata;      /* allocator metadata bytes */
+    double fragmentation; /* 1 - allocated/active, 0 when active == 0 */
+};
+
+struct catzilla_memory_stats {
+    const char *allocator;   /* "jemalloc" or "libc" */
+    bool per_arena;          /* false on libc or on a thread without arenas */
+    struct catzilla_arena_stats arenas[CATZILLA_ARENA_MAX]; /* calling thread's */
+    struct catzilla_arena_stats thread_total; /* sum of the five above */
+    struct {
+        size_t allocated, active, resident, metadata, mapped, retained;
+    } process;
+};
+
+/* Process set-up: call before any worker starts; opts may be NULL; any thread.
+ * The defaults (background_thread on, dirty 10000 ms, muzzy 30000 ms,
+ * metadata_thp auto) already apply from process start through the library's
+ * malloc_conf; the MALLOC_CONF environment variable overrides them.  opts then
+ * changes background_thread and the decay times of arenas created (or reused
+ * by catzilla_memory_thread_init) afterwards.  metadata_thp cannot change at
+ * run time: a value other than the running one gives -ENOTSUP, an unknown one
+ * -EINVAL (nothing is applied then).  Returns 0 or -errno.  Calling it again is
+ * harmless: it applies its options again.  The libc build validates and
+ * ignores opts. */
+int catzilla_memory_init(const struct catzilla_memory_options *opts);
+
+/* Create the calling thread's five arenas and tcaches and make its request
+ * arena the thread's default arena (so plain malloc() on it stays on the
+ * core).  Arenas released by exited threads are reused first.  Returns 0 or
+ * -errno (then the thread keeps using the process's default arenas).  Calling
+ * it again on the same thread returns 0 and changes nothing.  Call from the
+ * thread itself.  In the libc build: returns 0, no arenas. */
+int catzilla_memory_thread_init(void);
+
+/* Undo thread_init for the calling thread: destroy its tcaches, restore its
+ * previous default arena, purge its arenas and park them for the next
+ * thread_init to reuse.  The arenas are never destroyed: memory that glibc
+ * allocated through thread.arena is freed at pthread exit, after this call,
+ * and destroying would turn that (and any stray free) into heap corruption.
+ * Anything the thread did not free stays allocated (leaked).  After it the
+ * thread uses the default arenas; no-op without arenas. */
+void catzilla_memory_thread_exit(void);
+
+/* Arena index of the calling thread's arena of that kind, or -1 without arenas
+ * (or for an invalid kind). */
+int catzilla_memory_arena_index(enum catzilla_arena_kind kind);
+
+/* Generic form of the per-kind functions below.  alloc: at least size bytes
+ * from the calling thread's arena of that kind, or NULL (out of memory, size
+ * too large, invalid kind).  realloc: like realloc(3); ptr NULL allocates,
+ * size 0 frees ptr and returns NULL; on failure NULL and ptr is untouched; the
+ * block keeps its arena when resized in place, else moves to the caller's
+ * arena of that kind.  free: NULL is a no-op.  Any thread; the caller owns the
+ * block. */
+void *catzilla_alloc(enum catzilla_arena_kind kind, size_t size);
+void *catzilla_realloc(enum catzilla_arena_kind kind, void *ptr, size_t size);
+void catzilla_free(enum catzilla_arena_kind kind, void *ptr);
+
+void *catzilla_request_alloc(size_t size);
+void *catzilla_request_realloc(void *ptr, size_t size);
+void catzilla_request_free(void *ptr);
+void *catzilla_response_alloc(size_t size);
+void *catzilla_response_realloc(void *ptr, size_t size);
+void catzilla_response_free(void *ptr);
+void *catzilla_cache_alloc(size_t size);
+void *catzilla_cache_realloc(void *ptr, size_t size);
+void catzilla_cache_free(void *ptr);
+void *catzilla_static_alloc(size_t size);
+void *catzilla_static_realloc(void *ptr, size_t size);
+void catzilla_static_free(void *ptr);
+void *catzilla_task_alloc(size_t size);
+void *catzilla_task_realloc(void *ptr, size_t size);
+void catzilla_task_free(void *ptr);
+
+/* Page-aligned allocation from the static arena (for io_uring registered
+ * buffers), size rounded up to whole pages (0 gives one page); NULL on
+ * failure.  Free with catzilla_static_free; catzilla_static_realloc does not
+ * keep the alignment. */
+void *catzilla_static_alloc_aligned(size_t size);
+
+/* Fill *out for the calling thread's arenas plus process totals (refreshed
+ * through jemalloc's epoch).  It first flushes the calling thread's tcaches so
+ * that freed objects no longer count as allocated.  Returns 0 or -errno. */
+int catzilla_memory_get_stats(struct catzilla_memory_stats *out);
+
+/* Flush the calling thread's tcaches and purge unused dirty pages of its
+ * arenas (of all arenas for a thread without arenas; malloc_trim on libc).
+ * Live allocations are untouched.  Returns 0 or -errno. */
+int catzilla_memory_optimize(void);
+
+/* "jemalloc" or "libc". */
+const char *catzilla_memory_allocator(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Builds the Catzilla image and runs it for real, with rootful podman + runc (no Docker engine
+# is needed). Checks: the default page, health, a short wrk load with no errors, graceful stop
+# on SIGTERM with exit code 0, a clear failure under podman's default seccomp profile, and the
+# image size. Prints PASS/FAIL per check; exits non-zero if any check fails.
+#
+#   scripts/container-test.sh            # everything (make container-test)
+#   scripts/container-test.sh --prepare  # only install podman and create the base images
+#
+# Environment: CATZILLA_CT_PORT (default 18480), CATZILLA_CT_IMAGE (default catzilla:test),
+#              CATZILLA_CT_STORAGE_DRIVER (e.g. vfs, if overlay does not work on the host).
+#
+# Workarounds baked in for hosts without systemd (containers, CI VMs):
+#   --runtime runc              crun fails on such hosts; runc works.
+#   --cgroup-manager=cgroupfs   no systemd to ask for cgroups.
+#   --events-backend=file       no journald.
+#   base images from debootstrap, imported locally (no registry is reachable): --pull=never.
+#   --network=host              no CNI/netavark bridge needed; the test talks to 127.0.0.1.
+#   --format docker             keeps HEALTHCHECK in the image (the OCI format drops it).
+set -eu
+
+cd "$(dirname "$0")/.."
+
+PORT="${CATZILLA_CT_PORT:-18480}"
+PORT2=$((PORT + 1))
+IMAGE="${CATZILLA_CT_IMAGE:-catzilla:test}"
+CACHE_DIR=/var/cache/catzilla-debootstrap
+SLIM=docker.io/library/debian:bookworm-slim
+FULL=docker.io/library/debian:bookworm
+SECCOMP=deploy/seccomp-io_uring.json
+RUN_NAME="catzilla-ct-$$"
+BAD_NAME="catzilla-ct-$$-noseccomp"
+
+PODMAN=(podman --cgroup-manager=cgroupfs --events-backend=file --runtime runc)
+if [ -n "${CATZILLA_CT_STORAGE_DRIVER:-}" ]; then
+    PODMAN+=(--storage-driver "${CATZILLA_CT_STORAGE_DRIVER}")
+fi
+
+log() { printf 'container-test: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+FAILED=0
+result() { # result PASS|FAIL "name" "detail"
+    printf '%-4s  %-34s %s\n' "$1" "$2" "${3:-}"
+    if [ "$1" != PASS ]; then FAILED=$((FAILED + 1)); fi
+}
+
+cleanup() {
+    for c in "${RUN_NAME}" "${BAD_NAME}"; do
+        "${PODMAN[@]}" rm -f -t 0 "$c" >/dev/null 2>&1 || true
+    done
+    rm -f "${TMP_BODY:-}" "${TMP_WRK:-}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- host packages
+install_missing() {
+    local missing="" p st
+    for p in "$@"; do
+        st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+        [ "$st" = installed ] || missing="${missing} $p"
+    done
+    [ -z "${missing}" ] && return 0
+    [ "$(id -u)" -eq 0 ] || die "missing Debian packages:${missing} (run as root)"
+    log "installing${missing}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends ${missing} >/dev/null
+}
+
+# The Debian mirror this host already uses (deb822 .sources or one-line .list), else the default.
+debian_mirror() {
+    local m=""
+    m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }') || true
+    if [ -z "$m" ]; then
+        m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+            awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) { print $i; exit } }') || true
+    fi
+    printf '%s\n' "${m:-http://deb.debian.org/debian}"
+}
+
+# ---------------------------------------------------------------- base images
+# debian:bookworm-slim and debian:bookworm, made locally with debootstrap (minbase) because no
+# registry is reachable. One rootfs serves both tags: the build stage installs its toolchain.
+make_base_images() {
+    if "${PODMAN[@]}" image exists "${SLIM}" && "${PODMAN[@]}" image exists "${FULL}"; then
+        return 0
+    fi
+    local tarball="${CACHE_DIR}/bookworm-minbase.tar.gz" mirror rootfs
+    mkdir -p "${CACHE_DIR}"
+    if [ ! -s "${tarball}" ]; then
+        mirror=$(debian_mirror)
+        rootfs="${CACHE_DIR}/rootfs.$$"
+        log "debootstrap bookworm from ${mirror} (once; cached in ${CACHE_DIR})"
+        rm -rf "${rootfs}"
+        debootstrap --variant=minbase bookworm "${rootfs}" "${mirror}" >"${CACHE_DIR}/debootstrap.log" 2>&1 ||
+            { tail -20 "${CACHE_DIR}/debootstrap.log" >&2; die "debootstrap failed"; }
+        # Like Debian's official images: updates + security suites, no package lists, no
+        # downloaded .debs, and a policy-rc.d that keeps packages from starting services.
+        cat >"${rootfs}/etc/apt/sources.list" <<EOF
+deb ${mirror} bookworm main
+deb ${mirror} bookworm-updates main
+deb ${mirror%/debian*}/debian-security bookworm-security main
+EOF
+        printf '#!/bin/sh\nexit 101\n' >"${rootfs}/usr/sbin/policy-rc.d"
+        chmod 0755 "${rootfs}/usr/sbin/policy-rc.d"
+        # slim: no docs, man pages or translations for packages installed later either
+        cat >"${rootfs}/etc/dpkg/dpkg.cfg.d/slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+        find "${rootfs}/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete 2>/dev/null || true
+        rm -rf "${rootfs}/usr/share/man/"* "${rootfs}/usr/share/info/"* \
+            "${rootfs}/var/lib/apt/lists/"* "${rootfs}/var/cache/apt/"*.bin \
+            "${rootfs}/var/cache/apt/archives/"*.deb "${rootfs}/var/log/"*.log
+        find "${rootfs}/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias \
+            -exec rm -rf {} + 2>/dev/null || true
+        tar -C "${rootfs}" -c . | gzip -1 >"${tarball}.tmp"
+        mv "${tarball}.tmp" "${tarball}"
+        rm -rf "${rootfs}"
+    fi
+    log "importing ${SLIM} and ${FULL}"
+    gzip -dc "${tarball}" | "${PODMAN[@]}" import \
+        --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        - "${SLIM}" >/dev/null
+    "${PODMAN[@]}" tag "${SLIM}" "${FULL}"
+}
+
+# ---------------------------------------------------------------- ulimits
+# Rootful podman asks for nofile/nproc = 1048576+ by default, and runc cannot raise a hard
+# limit above the host's without CAP_SYS_RESOURCE (some sandboxes drop it): the container then
+# fails with "error setting rlimit type 7: operation not permitted". So every run gets explicit
+# limits, capped at what this host allows. memlock=-1 is what production wants; where the host
+# cannot grant it, the host's hard limit is used and a note is printed.
+have_cap() { # have_cap BIT
+    local eff
+    eff=$(awk '/^CapEff:/ {print $2}' /proc/self/status)
+    [ $(( (16#${eff} >> $1) & 1 )) -eq 1 ]
+}
+hard_limit() { # hard_limit "Max open files" -> number or unlimited
+    awk -v n="$1" 'index($0, n) == 1 { sub(n, ""); print $2 }' /proc/self/limits
+}
+capped() { # capped WANT HARD -> min(WANT, HARD) ("-1" / "unlimited" = infinite)
+    if have_cap 24 || [ "$2" = unlimited ]; then printf '%s' "$1"
+    elif [ "$1" = -1 ] || [ "$1" -gt "$2" ]; then printf '%s' "$2"
+    else printf '%s' "$1"; fi
+}
+NOFILE=$(capped 20000 "$(hard_limit 'Max open files')")
+NPROC=$(capped 32768 "$(hard_limit 'Max processes')")
+MEMLOCK=$(capped -1 "$(hard_limit 'Max locked memory')")
+ULIMITS=(--ulimit "nofile=${NOFILE}:${NOFILE}" --ulimit "nproc=${NPROC}:${NPROC}"
+    --ulimit "memlock=${MEMLOCK}:${MEMLOCK}")
+
+prepare() {
+    [ "$(id -u)" -eq 0 ] || die "needs root (rootful podman)"
+    install_missing podman runc debootstrap curl wrk
+    make_base_images
+    if [ "${MEMLOCK}" != -1 ]; then
+        log "note: this host's hard memlock limit is ${MEMLOCK} bytes and it lacks CAP_SYS_RESOURCE;"
+        log "      running with --ulimit memlock=${MEMLOCK} instead of --ulimit memlock=-1"
+    fi
+    if ! "${PODMAN[@]}" run --rm --network=host --pull=never "${ULIMITS[@]}" "${SLIM}" true; then
+        die "podman cannot run a trivial container here (try CATZILLA_CT_STORAGE_DRIVER=vfs)"
+    fi
+}
+
+# ---------------------------------------------------------------- HTTP helpers
+# http_get URL OUTFILE -> prints the status code; the body goes to OUTFILE.
+http_get() {
+    if command -v curl >/dev/null 2>&1; then
+        curl -s -o "$2" -w '%{http_code}' --max-time 5 "$1" || printf '000'
+        return 0
+    fi
+    # Fallback: bash's /dev/tcp, HTTP/1.0 so the server closes after the response.
+    local rest="${1#http://}" hostport path host port status
+    hostport="${rest%%/*}"; path="/${rest#*/}"; host="${hostport%%:*}"; port="${hostport##*:}"
+    if ! exec 3<>"/dev/tcp/${host}/${port}"; then printf '000'; return 0; fi
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "${path}" "${hostport}" >&3
+    timeout 5 cat <&3 >"$2.raw" || true
+    exec 3<&-
+    status=$(head -n1 "$2.raw" | awk '{print $2}')
+    sed '1,/^\r$/d' "$2.raw" >"$2"
+    rm -f "$2.raw"
+    printf '%s' "${status:-000}"
+}
+
+wait_ready() { # wait_ready CONTAINER URL SECONDS
+    local i=0 st
+    while [ "$i" -lt "$(($3 * 5))" ]; do
+        st=$(http_get "$2" /dev/null)
+        [ "${st}" = 200 ] && return 0
+        state=$("${PODMAN[@]}" inspect --format '{{.State.Status}}' "$1" 2>/dev/null || echo gone)
+        [ "${state}" = running ] || return 1
+        sleep 0.2
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- main
+if [ "${1:-}" = --prepare ]; then
+    prepare
+    log "podman works; base images ready:"
+    "${PODMAN[@]}" images
+    exit 0
+fi
+
+prepare
+[ -f "${SECCOMP}" ] || die "${SECCOMP} is missing"
+python3 -m json.tool "${SECCOMP}" >/dev/null 2>&1 || die "${SECCOMP} is not valid JSON"
+
+log "building ${IMAGE}"
+"${PODMAN[@]}" build --pull=never --network=host --runtime runc --format docker \
+    -t "${IMAGE}" . || die "image build failed"
+
+# --no-healthcheck: podman schedules HEALTHCHECK with systemd timers, which hosts without
+# systemd lack (it only logs errors); the check below runs the same command itself.
+RUN_OPTS=(--network=host --pull=never --runtime runc --no-healthcheck "${ULIMITS[@]}")
+# Where memlock could not be -1, keep the registered file cache (which counts against it for
+# the non-root user) well inside the limit the host allowed.
+if [ "${MEMLOCK}" != -1 ]; then
+    RUN_OPTS+=(-e "CATZILLA_FILE_CACHE_SIZE=$((MEMLOCK / 4))")
+    log "note: memlock is capped, so CATZILLA_FILE_CACHE_SIZE=$((MEMLOCK / 4)) is passed"
+fi
+TMP_BODY=$(mktemp)
+TMP_WRK=$(mktemp)
+BASE="http://127.0.0.1:${PORT}"
+
+log "starting ${RUN_NAME} on port ${PORT}"
+"${PODMAN[@]}" run -d --name "${RUN_NAME}" "${RUN_OPTS[@]}" \
+    --security-opt "seccomp=${SECCOMP}" "${IMAGE}" --port "${PORT}" >/dev/null
+if ! wait_ready "${RUN_NAME}" "${BASE}/_catzilla/health" 20; then
+    log "server did not become ready; its log:"
+    "${PODMAN[@]}" logs "${RUN_NAME}" >&2 || true
+    result FAIL "server starts under ${SECCOMP}"
+    exit 1
+fi
+
+# (a) default page
+st=$(http_get "${BASE}/" "${TMP_BODY}")
+if [ "${st}" = 200 ] && { { [ -f public/index.html ] && cmp -s public/index.html "${TMP_BODY}"; } ||
+    { [ ! -f public/index.html ] && grep -qi '<html' "${TMP_BODY}"; }; }; then
+    result PASS "GET / serves the default page" "status ${st}, $(wc -c <"${TMP_BODY}") bytes"
+else
+    result FAIL "GET / serves the default page" "status ${st}, $(wc -c <"${TMP_BODY}") bytes"
+fi
+
+# (b) health
+st=$(http_get "${BASE}/_catzilla/health" "${TMP_BODY}")
+body=$(tr -d '\r\n' <"${TMP_BODY}")
+if [ "${st}" = 200 ] && [ "${body}" = ok ]; then
+    result PASS "GET /_catzilla/health" "status ${st}, body '${body}'"
+else
+    result FAIL "GET /_catzilla/health" "status ${st}, body '${body}'"
+fi
+
+# (b') the image's HEALTHCHECK: present in the image, and its command works. It probes port
+# 8080, so run the same binary with --check-health against our port inside the container.
+hc=$("${PODMAN[@]}" image inspect --format '{{.Config.Healthcheck}}' "${IMAGE}" 2>/dev/null || true)
+if printf '%s' "${hc}" | grep -q -- '--check-health' &&
+    "${PODMAN[@]}" exec "${RUN_NAME}" /usr/local/bin/catzilla --check-health \
+        "${BASE}/_catzilla/health" >/dev/null 2>&1; then
+    result PASS "HEALTHCHECK (--check-health)" "exit 0 inside the container"
+else
+    result FAIL "HEALTHCHECK (--check-health)" "image healthcheck: ${hc:-none}"
+fi
+
+# (c) wrk: 3 s, 16 connections, no errors
+if wrk -t1 -c16 -d3s "${BASE}/plaintext" >"${TMP_WRK}" 2>&1; then
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "${TMP_WRK}")
+    errs=$(awk '/Socket errors:/ {print $0}' "${TMP_WRK}")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "${TMP_WRK}")
+    if [ -n "${rps}" ] && [ -z "${errs}" ] && [ -z "${non2xx}" ] &&
+        awk -v r="${rps}" 'BEGIN { exit !(r > 0) }'; then
+        result PASS "wrk -c16 -d3s /plaintext" "${rps} req/s, no errors"
+    else
+        result FAIL "wrk -c16 -d3s /plaintext" "rps=${rps:-?} ${errs} ${non2xx:+non-2xx=${non2xx}}"
+        cat "${TMP_WRK}" >&2
+    fi
+else
+    result FAIL "wrk -c16 -d3s /plaintext" "wrk failed"
+    cat "${TMP_WRK}" >&2
+fi
+
+# (d) podman stop = SIGTERM; must exit 0 by itself well before podman's 10 s SIGKILL
+t0=$(date +%s.%N)
+"${PODMAN[@]}" stop -t 10 "${RUN_NAME}" >/dev/null
+t1=$(date +%s.%N)
+secs=$(awk -v a="${t0}" -v b="${t1}" 'BEGIN { printf "%.1f", b - a }')
+code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "${RUN_NAME}")
+if [ "${code}" = 0 ] && awk -v s="${secs}" 'BEGIN { exit !(s < 5) }'; then
+    result PASS "SIGTERM: graceful stop" "exit ${code} after ${secs}s"
+else
+    result FAIL "SIGTERM: graceful stop" "exit ${code} after ${secs}s"
+    "${PODMAN[@]}" logs --tail 20 "${RUN_NAME}" >&2 || true
+fi
+
+# (e) podman's default seccomp profile blocks io_uring: the server must say so and fail
+"${PODMAN[@]}" run -d --name "${BAD_NAME}" "${RUN_OPTS[@]}" "${IMAGE}" --port "${PORT2}" >/dev/null
+code=$(timeout 20 "${PODMAN[@]}" wait "${BAD_NAME}" 2>/dev/null || echo timeout)
+logs=$("${PODMAN[@]}" logs "${BAD_NAME}" 2>&1 || true)
+first=$(printf '%s\n' "${logs}" | grep -m1 -i seccomp || true)
+if [ "${code}" != timeout ] && [ "${code}" != 0 ] &&
+    printf '%s' "${logs}" | grep -qi seccomp &&
+    printf '%s' "${logs}" | grep -q -- '--security-opt seccomp='; then
+    result PASS "default seccomp: clear failure" "exit ${code}: ${first}"
+else
+    result FAIL "default seccomp: clear failure" "exit ${code}: ${logs:-<no output>}"
+fi
+
+# (f) image size
+size=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "${IMAGE}" 2>/dev/null || true)
+if [ -n "${size}" ]; then
+    result PASS "image size" "${size} bytes ($(awk -v s="${size}" 'BEGIN { printf "%.1f MiB", s / 1048576 }'))"
+else
+    result FAIL "image size" "podman image inspect failed"
+fi
+
+if [ "${FAILED}" -ne 0 ]; then
+    printf '%d check(s) FAILED\n' "${FAILED}"
+    exit 1
+fi
+printf 'all container checks passed\n'

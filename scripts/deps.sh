@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs, from Debian's packages, exactly what a make target needs; quiet and
+# quick when everything is already present.  Usage: scripts/deps.sh run|test|bench|all
+set -eu
+
+base="build-essential pkg-config liburing-dev libjemalloc-dev node-llhttp"
+case "${1:-all}" in
+    run)   want="$base" ;;
+    test)  want="$base libcriterion-dev" ;;
+    bench) want="$base wrk nginx-light h2o gnuplot-nox" ;;
+    fuzz)  want="$base clang libclang-rt-14-dev" ;;
+    all)   want="$base libcriterion-dev wrk nginx-light h2o gnuplot-nox" ;;
+    *)     echo "usage: $0 run|test|bench|fuzz|all" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "catzilla: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+echo "catzilla: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# nginx and h2o are benchmark peers only: never let their packages start a service.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

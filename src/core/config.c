@@ -1,0 +1,374 @@
+/* Option parsing for struct cz_config, driven by the one table in
+ * include/catzilla/config.h: defaults, CATZILLA_* environment variables,
+ * --flags, validation, --help and --print-config.  It knows nothing about
+ * what the options do.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catzilla/config.h"
+#include "core/config_text.h"
+
+static const struct cz_option options[] = {
+#define CZ_X_OPT(field, type, num, str, min, max, help)                                            \
+    {#field, CZ_OPT_##type, offsetof(struct cz_config, field), (long)(num), str, min, max, help},
+    CZ_CONFIG_FIELDS(CZ_X_OPT)
+#undef CZ_X_OPT
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static const char *const zerocopy_names[] = {"auto", "on", "off"};
+static const char *const loglevel_names[] = {"error", "warn", "info", "debug"};
+
+const struct cz_option *cz_config_options(size_t *count)
+{
+    *count = NOPTIONS;
+    return options;
+}
+
+static void *field_ptr(struct cz_config *cfg, const struct cz_option *o)
+{
+    return (char *)cfg + o->offset;
+}
+
+static const void *field_cptr(const struct cz_config *cfg, const struct cz_option *o)
+{
+    return (const char *)cfg + o->offset;
+}
+
+void cz_config_defaults(struct cz_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct cz_option *o = &options[i];
+        void *p = field_ptr(cfg, o);
+        switch (o->type) {
+        case CZ_OPT_BOOL:
+            *(bool *)p = o->num_default != 0;
+            break;
+        case CZ_OPT_STRING:
+            *(const char **)p = o->str_default;
+            break;
+        case CZ_OPT_ZEROCOPY:
+        case CZ_OPT_LOGLEVEL:
+            *(int *)p = (int)o->num_default;
+            break;
+        default:
+            *(long *)p = o->num_default;
+            break;
+        }
+    }
+}
+
+void cz_option_flag_name(const struct cz_option *o, char *buf, size_t cap)
+{
+    size_t i = 0;
+    for (; o->field[i] && i + 1 < cap; i++)
+        buf[i] = o->field[i] == '_' ? '-' : o->field[i];
+    buf[i] = '\0';
+}
+
+void cz_option_env_name(const struct cz_option *o, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "CATZILLA_");
+    size_t i = (size_t)n;
+    for (size_t j = 0; o->field[j] && i + 1 < cap; j++, i++)
+        buf[i] = (char)toupper((unsigned char)o->field[j]);
+    buf[i] = '\0';
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int parse_enum(const char *s, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Parses a decimal number with an optional unit suffix; the unit table depends
+ * on the type.  Returns 0 or -EINVAL. */
+static int parse_number(const struct cz_option *o, const char *s, long *out)
+{
+    if (!*s || !(isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno)
+        return -EINVAL;
+    long long mult = 1;
+    if (o->type == CZ_OPT_SIZE) {
+        if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib"))
+            mult = CZ_KIB;
+        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
+            mult = CZ_MIB;
+        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
+            mult = CZ_GIB;
+        else if (*end)
+            return -EINVAL;
+    } else if (o->type == CZ_OPT_DURATION) {
+        if (!strcmp(end, "ms"))
+            mult = 1;
+        else if (!strcmp(end, "s") || !*end)
+            mult = 1000;
+        else if (!strcmp(end, "m") || !strcmp(end, "min"))
+            mult = 60000;
+        else
+            return -EINVAL;
+    } else if (*end) {
+        return -EINVAL;
+    }
+    if (v != 0 && (v > (long long)(CZ_GIB * 1024 * 1024) / mult || v < -(long long)CZ_GIB))
+        return -EINVAL;
+    *out = (long)(v * mult);
+    return 0;
+}
+
+static int parse_bool(const char *s)
+{
+    if (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "on") ||
+        !strcasecmp(s, "yes"))
+        return 1;
+    if (!strcmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "off") ||
+        !strcasecmp(s, "no"))
+        return 0;
+    return -1;
+}
+
+/* Sets one option from text; `source` names it in messages ("--port", "CATZILLA_PORT"). */
+static int set_option(struct cz_config *cfg, const struct cz_option *o, const char *value,
+                      const char *source, char *err, size_t errlen)
+{
+    void *p = field_ptr(cfg, o);
+    switch (o->type) {
+    case CZ_OPT_BOOL: {
+        int b = value ? parse_bool(value) : 1;
+        if (b < 0)
+            return fail(err, errlen, "%s: expected true or false, got '%s'", source, value);
+        *(bool *)p = b;
+        return 0;
+    }
+    case CZ_OPT_STRING:
+        *(const char **)p = value;
+        return 0;
+    case CZ_OPT_ZEROCOPY:
+    case CZ_OPT_LOGLEVEL: {
+        const char *const *names = o->type == CZ_OPT_ZEROCOPY ? zerocopy_names : loglevel_names;
+        size_t n = o->type == CZ_OPT_ZEROCOPY ? 3 : 4;
+        int v = parse_enum(value, names, n);
+        if (v < 0)
+            return fail(err, errlen, "%s: '%s' is not one of %s", source, value,
+                        o->type == CZ_OPT_ZEROCOPY ? "auto|on|off" : "error|warn|info|debug");
+        *(int *)p = v;
+        return 0;
+    }
+    default:
+        break;
+    }
+    long v;
+    if (parse_number(o, value, &v) < 0)
+        return fail(err, errlen, "%s: '%s' is not a valid %s", source, value,
+                    o->type == CZ_OPT_SIZE       ? "size (e.g. 16k, 1m)"
+                    : o->type == CZ_OPT_DURATION ? "duration (e.g. 10s, 250ms)"
+                                                 : "number");
+    long vmin = o->min, vmax = o->max;
+    if (o->type == CZ_OPT_DURATION) {
+        if (v < vmin || v > vmax)
+            return fail(err, errlen, "%s: %s is out of range (%ldms..%lds)", source, value, vmin,
+                        vmax / 1000);
+    } else if (v < vmin || v > vmax) {
+        return fail(err, errlen, "%s: %s is out of range (%ld..%ld)", source, value, vmin, vmax);
+    }
+    if (o->type == CZ_OPT_POW2 && (v & (v - 1)) != 0)
+        return fail(err, errlen, "%s: %s is not a power of two", source, value);
+    *(long *)p = v;
+    return 0;
+}
+
+static const struct cz_option *find_flag(const char *name, size_t len)
+{
+    char flag[64];
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        cz_option_flag_name(&options[i], flag, sizeof(flag));
+        if (strlen(flag) == len && memcmp(flag, name, len) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
+                    const char **mode_arg, char *err, size_t errlen)
+{
+    char name[96];
+    if (mode)
+        *mode = CZ_MODE_SERVE;
+
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        cz_option_env_name(&options[i], name, sizeof(name));
+        const char *v = getenv(name);
+        if (v && *v) {
+            int rc = set_option(cfg, &options[i], v, name, err, errlen);
+            if (rc < 0)
+                return rc;
+        }
+    }
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            return fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
+        const char *key = arg + 2;
+        const char *eq = strchr(key, '=');
+        size_t keylen = eq ? (size_t)(eq - key) : strlen(key);
+
+        static const struct {
+            const char *name;
+            enum cz_config_mode mode;
+            bool needs_arg;
+        } modes[] = {{"help", CZ_MODE_HELP, false},
+                     {"version", CZ_MODE_VERSION, false},
+                     {"print-config", CZ_MODE_PRINT_CONFIG, false},
+                     {"check-health", CZ_MODE_CHECK_HEALTH, true}};
+        bool is_mode = false;
+        for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+            if (strlen(modes[m].name) != keylen || memcmp(modes[m].name, key, keylen) != 0)
+                continue;
+            is_mode = true;
+            const char *v = eq ? eq + 1 : NULL;
+            if (modes[m].needs_arg && !v) {
+                if (i + 1 >= argc)
+                    return fail(err, errlen, "--%s needs a value", modes[m].name);
+                v = argv[++i];
+            } else if (!modes[m].needs_arg && v) {
+                return fail(err, errlen, "--%s takes no value", modes[m].name);
+            }
+            if (mode)
+                *mode = modes[m].mode;
+            if (mode_arg)
+                *mode_arg = v;
+        }
+        if (is_mode)
+            continue;
+
+        const struct cz_option *o = find_flag(key, keylen);
+        if (!o)
+            return fail(err, errlen, "unknown option '--%.*s' (see --help)", (int)keylen, key);
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value && o->type != CZ_OPT_BOOL) {
+            if (i + 1 >= argc)
+                return fail(err, errlen, "--%.*s needs a value", (int)keylen, key);
+            value = argv[++i];
+        }
+        snprintf(name, sizeof(name), "--%.*s", (int)keylen, key);
+        int rc = set_option(cfg, o, value, name, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return cz_config_validate(cfg, err, errlen);
+}
+
+int cz_config_validate(const struct cz_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->file_cache_max_file > cfg->file_cache_size && cfg->file_cache_size > 0)
+        return fail(err, errlen,
+                    "--file-cache-max-file (%ld) must not exceed --file-cache-size (%ld)",
+                    cfg->file_cache_max_file, cfg->file_cache_size);
+    if (cfg->max_request_line > cfg->max_header_size)
+        return fail(err, errlen, "--max-request-line (%ld) must not exceed --max-header-size (%ld)",
+                    cfg->max_request_line, cfg->max_header_size);
+    if (!cfg->bind || !*cfg->bind)
+        return fail(err, errlen, "--bind: empty address");
+    return 0;
+}
+
+/* Renders an option's current value in the form a flag would take. */
+void cz_option_format_value(const struct cz_config *cfg, const struct cz_option *o, char *buf,
+                            size_t cap)
+{
+    const void *p = field_cptr(cfg, o);
+    switch (o->type) {
+    case CZ_OPT_BOOL:
+        snprintf(buf, cap, "%s", *(const bool *)p ? "true" : "false");
+        break;
+    case CZ_OPT_STRING:
+        snprintf(buf, cap, "%s", *(const char *const *)p ? *(const char *const *)p : "");
+        break;
+    case CZ_OPT_ZEROCOPY:
+        snprintf(buf, cap, "%s", zerocopy_names[*(const int *)p]);
+        break;
+    case CZ_OPT_LOGLEVEL:
+        snprintf(buf, cap, "%s", loglevel_names[*(const int *)p]);
+        break;
+    case CZ_OPT_DURATION: {
+        long ms = *(const long *)p;
+        if (ms % 1000 == 0)
+            snprintf(buf, cap, "%lds", ms / 1000);
+        else
+            snprintf(buf, cap, "%ldms", ms);
+        break;
+    }
+    case CZ_OPT_SIZE: {
+        long v = *(const long *)p;
+        if (v && v % CZ_GIB == 0)
+            snprintf(buf, cap, "%ldg", v / CZ_GIB);
+        else if (v && v % CZ_MIB == 0)
+            snprintf(buf, cap, "%ldm", v / CZ_MIB);
+        else if (v && v % CZ_KIB == 0)
+            snprintf(buf, cap, "%ldk", v / CZ_KIB);
+        else
+            snprintf(buf, cap, "%ld", v);
+        break;
+    }
+    default:
+        snprintf(buf, cap, "%ld", *(const long *)p);
+        break;
+    }
+}
+
+void cz_config_print_help(FILE *f, const char *argv0)
+{
+    struct cz_config def;
+    cz_config_defaults(&def);
+    fprintf(f,
+            "Usage: %s [options]\n"
+            "Catzilla: a thread-per-core io_uring HTTP/1.1 server.\n\n"
+            "Every option also reads the environment variable shown (flags win).\n\n",
+            argv0);
+    char flag[64], env[96], val[128];
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct cz_option *o = &options[i];
+        cz_option_flag_name(o, flag, sizeof(flag));
+        cz_option_env_name(o, env, sizeof(env));
+        cz_option_format_value(&def, o, val, sizeof(val));
+        fprintf(f, "  --%-24s %s\n  %-26s [%s; default: %s]\n", flag, o->help, "", env,
+                *val ? val : "none");
+    }
+    fprintf(f, "\n  --%-24s %s\n", "check-health URL",
+            "GET URL and exit 0 if it answers 200 (for container health checks)");
+    fprintf(f, "  --%-24s %s\n", "print-config", "print the effective configuration and exit");
+    fprintf(f, "  --%-24s %s\n", "version", "print the version and exit");
+    fprintf(f, "  --%-24s %s\n", "help", "print this help and exit");
+}
+
+void cz_config_print(FILE *f, const struct cz_config *cfg)
+{
+    char flag[64], val[256];
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        cz_option_flag_name(&options[i], flag, sizeof(flag));
+        cz_option_format_value(cfg, &options[i], val, sizeof(val));
+        fprintf(f, "%s=%s\n", flag, val);
+    }
+}

@@ -1,0 +1,309 @@
+/* Per-worker file cache.  Metadata lives in the cache arena; file bytes live
+ * in page-aligned static-arena buffers registered with the worker's ring (a
+ * sparse fixed-buffer table), so they can go out with SEND_ZC FIXED_BUF.
+ * Entries are reference counted: eviction unlinks them, the last in-flight
+ * send frees them.  Loading reads with plain pread: only files up to
+ * --file-cache-max-file, which the page cache almost always holds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "catzilla/memory.h"
+#include "core/log.h"
+#include "fs/filecache.h"
+#include "fs/mime.h"
+#include "fs/path.h"
+#include "http/http.h"
+
+#define NBUCKETS 4096u      /* power of two */
+#define MAX_ENTRIES 16384u  /* metadata entries per worker */
+#define MAX_REG_BUFFERS 4096u
+#define REVALIDATE_MS 1000u
+
+struct cz_filecache {
+    struct cz_cache_entry *buckets[NBUCKETS];
+    struct cz_cache_entry *lru_head, *lru_tail; /* head = most recent */
+    unsigned nentries;
+    size_t data_bytes;
+    int *free_slots;
+    unsigned nfree, nslots;
+    bool warned_register;
+};
+
+static uint32_t hash_key(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+int cz_filecache_worker_init(struct worker *w, char *err, size_t errlen)
+{
+    if (!w->srv->root)
+        return 0;
+    struct cz_filecache *fc = catzilla_cache_alloc(sizeof(*fc));
+    if (!fc) {
+        snprintf(err, errlen, "file cache: out of memory");
+        return -ENOMEM;
+    }
+    memset(fc, 0, sizeof(*fc));
+    if (w->srv->cfg.file_cache_size > 0) {
+        fc->nslots = MAX_REG_BUFFERS;
+        fc->free_slots = catzilla_cache_alloc(sizeof(int) * fc->nslots);
+        int rc = fc->free_slots ? io_uring_register_buffers_sparse(&w->ring, fc->nslots) : -ENOMEM;
+        if (rc < 0) {
+            /* Without a fixed-buffer table the cache still works; only
+             * SEND_ZC with FIXED_BUF is lost. */
+            cz_log_warn("file cache: cannot register a buffer table (%s); %s", strerror(-rc),
+                        cz_ring_register_hint(rc));
+            fc->nslots = 0;
+        }
+        for (unsigned i = 0; i < fc->nslots; i++)
+            fc->free_slots[fc->nfree++] = (int)(fc->nslots - 1 - i);
+    }
+    w->fcache = fc;
+    (void)err;
+    return 0;
+}
+
+static void entry_free(struct cz_cache_entry *e)
+{
+    struct worker *w = e->w;
+    struct cz_filecache *fc = w->fcache;
+    if (e->buf_index >= 0 && w->ring_ready) {
+        struct iovec none = {NULL, 0};
+        io_uring_register_buffers_update_tag(&w->ring, (unsigned)e->buf_index, &none, NULL, 1);
+        if (fc)
+            fc->free_slots[fc->nfree++] = e->buf_index;
+        w->registered_bytes -= e->size;
+    }
+    catzilla_static_free(e->data);
+    catzilla_cache_free(e);
+}
+
+void cz_filecache_release(struct cz_cache_entry *e)
+{
+    if (e && --e->refs == 0)
+        entry_free(e);
+}
+
+static void lru_unlink(struct cz_filecache *fc, struct cz_cache_entry *e)
+{
+    if (e->lru_prev)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        fc->lru_head = e->lru_next;
+    if (e->lru_next)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        fc->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(struct cz_filecache *fc, struct cz_cache_entry *e)
+{
+    e->lru_prev = NULL;
+    e->lru_next = fc->lru_head;
+    if (fc->lru_head)
+        fc->lru_head->lru_prev = e;
+    fc->lru_head = e;
+    if (!fc->lru_tail)
+        fc->lru_tail = e;
+}
+
+static void table_remove(struct cz_filecache *fc, struct cz_cache_entry *e)
+{
+    struct cz_cache_entry **pp = &fc->buckets[e->hash & (NBUCKETS - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    lru_unlink(fc, e);
+    fc->nentries--;
+    if (e->data)
+        fc->data_bytes -= e->size;
+    e->in_table = false;
+    cz_filecache_release(e);
+}
+
+void cz_filecache_worker_free(struct worker *w)
+{
+    struct cz_filecache *fc = w->fcache;
+    if (!fc)
+        return;
+    while (fc->lru_head)
+        table_remove(fc, fc->lru_head);
+    /* Entries still referenced by in-flight sends are gone with the ring. */
+    w->fcache = NULL;
+    catzilla_cache_free(fc->free_slots);
+    catzilla_cache_free(fc);
+}
+
+void cz_filecache_tick(struct worker *w)
+{
+    (void)w;
+}
+
+static void evict(struct cz_filecache *fc, size_t limit)
+{
+    struct cz_cache_entry *e = fc->lru_tail;
+    while (e && (fc->data_bytes > limit || fc->nentries > MAX_ENTRIES)) {
+        struct cz_cache_entry *prev = e->lru_prev;
+        table_remove(fc, e);
+        e = prev;
+    }
+}
+
+static bool same_file(const struct cz_cache_entry *e, const struct stat *st)
+{
+    int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    return e->ino == (uint64_t)st->st_ino && e->dev == (uint64_t)st->st_dev &&
+           e->size == (uint64_t)st->st_size && e->mtime_ns == mt;
+}
+
+static void fill_meta(struct worker *w, struct cz_cache_entry *e, const struct stat *st)
+{
+    e->kind = S_ISDIR(st->st_mode) ? CZ_CACHE_DIR : CZ_CACHE_FILE;
+    e->size = (uint64_t)st->st_size;
+    e->ino = (uint64_t)st->st_ino;
+    e->dev = (uint64_t)st->st_dev;
+    e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    e->mtime = st->st_mtim.tv_sec;
+    e->etag_len = cz_etag_format(e->ino, e->size, e->mtime_ns, e->etag);
+    cz_http_date(e->mtime, e->last_modified);
+    e->mime = cz_mime_lookup(w->srv->mime, e->key, e->key_len);
+    e->checked_ms = w->now_ms;
+}
+
+static int read_all(int fd, char *buf, size_t size)
+{
+    size_t off = 0;
+    while (off < size) {
+        ssize_t n = pread(fd, buf + off, size - off, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EAGAIN; /* truncated while reading: do not cache a torn file */
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+/* Load the bytes of a small file into a registered static-arena buffer. */
+static void load_data(struct worker *w, struct cz_filecache *fc, struct cz_cache_entry *e, int fd)
+{
+    const struct cz_config *cfg = &w->srv->cfg;
+    if (e->kind != CZ_CACHE_FILE || e->size > (uint64_t)cfg->file_cache_max_file ||
+        e->size > (uint64_t)cfg->file_cache_size || e->size == 0)
+        return;
+    evict(fc, (size_t)cfg->file_cache_size - e->size);
+    char *data = catzilla_static_alloc_aligned(e->size);
+    if (!data)
+        return;
+    if (read_all(fd, data, e->size) < 0) {
+        catzilla_static_free(data);
+        return;
+    }
+    e->data = data;
+    fc->data_bytes += e->size;
+    if (fc->nfree) {
+        int slot = fc->free_slots[fc->nfree - 1];
+        struct iovec iov = {data, e->size};
+        int rc = io_uring_register_buffers_update_tag(&w->ring, (unsigned)slot, &iov, NULL, 1);
+        if (rc >= 0) {
+            fc->nfree--;
+            e->buf_index = slot;
+            w->registered_bytes += e->size;
+        } else if (!fc->warned_register) {
+            fc->warned_register = true;
+            cz_log_warn("file cache: registering a buffer failed (%s); %s", strerror(-rc),
+                        cz_ring_register_hint(rc));
+        }
+    }
+}
+
+int cz_filecache_get(struct worker *w, const char *rel, size_t rel_len,
+                     struct cz_cache_entry **out)
+{
+    struct cz_filecache *fc = w->fcache;
+    if (!fc)
+        return -ENOENT;
+    uint32_t h = hash_key(rel, rel_len);
+    struct cz_cache_entry *e = fc->buckets[h & (NBUCKETS - 1)];
+    while (e && !(e->hash == h && e->key_len == rel_len && memcmp(e->key, rel, rel_len) == 0))
+        e = e->hnext;
+
+    if (e && w->now_ms - e->checked_ms < REVALIDATE_MS) {
+        lru_unlink(fc, e);
+        lru_push_front(fc, e);
+        e->refs++;
+        *out = e;
+        return 0;
+    }
+    if (e) {
+        /* Stale: one stat decides whether the cached copy is still the file. */
+        struct stat st;
+        if (fstatat(w->srv->root_fd, rel_len ? rel : ".", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !S_ISLNK(st.st_mode) && same_file(e, &st)) {
+            e->checked_ms = w->now_ms;
+            lru_unlink(fc, e);
+            lru_push_front(fc, e);
+            e->refs++;
+            *out = e;
+            return 0;
+        }
+        table_remove(fc, e);
+    }
+
+    if (rel_len > UINT16_MAX)
+        return -ENAMETOOLONG;
+    int fd = cz_path_open_beneath(w->srv->root_fd, rel, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        close(fd);
+        return -EACCES; /* devices, fifos, sockets are never served */
+    }
+    e = catzilla_cache_alloc(sizeof(*e) + rel_len + 1);
+    if (!e) {
+        close(fd);
+        return -ENOMEM;
+    }
+    memset(e, 0, sizeof(*e));
+    e->w = w;
+    e->buf_index = -1;
+    e->hash = h;
+    e->key_len = (uint16_t)rel_len;
+    memcpy(e->key, rel, rel_len);
+    e->key[rel_len] = '\0';
+    fill_meta(w, e, &st);
+    load_data(w, fc, e, fd);
+    close(fd);
+
+    e->refs = 2; /* the table's and the caller's: eviction below cannot free it */
+    e->in_table = true;
+    e->hnext = fc->buckets[h & (NBUCKETS - 1)];
+    fc->buckets[h & (NBUCKETS - 1)] = e;
+    lru_push_front(fc, e);
+    fc->nentries++;
+    evict(fc, (size_t)w->srv->cfg.file_cache_size);
+    *out = e;
+    return 0;
+}

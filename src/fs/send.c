@@ -1,0 +1,295 @@
+/* File send paths.  Files too large for the cache go out zero-copy from the
+ * page cache: IORING_OP_SPLICE file -> pipe linked to pipe -> socket, one
+ * pipe-sized step at a time (each step ends the connection's turn, so a 1 GiB
+ * download shares the worker fairly).  Pipes come from a small per-worker
+ * pool because pipe memory is capped per user; a connection that finds the
+ * pool empty waits for the next free pipe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "catzilla/memory.h"
+#include "core/log.h"
+#include "fs/filecache.h"
+#include "fs/send.h"
+#include "http/http.h"
+
+#define PIPE_POOL 16
+#define PIPE_SIZE (256 * 1024)
+
+enum splice_stage { SPLICE_IDLE, SPLICE_FILL, SPLICE_DRAIN };
+
+/* Per-connection splice state lives in the pipe slot while a pipe is held. */
+struct pipe_slot {
+    int rd, wr;
+    unsigned size;
+    bool busy;
+    bool dirty;          /* may hold bytes of an aborted transfer: recreate */
+    struct conn *owner;
+    uint8_t stage;
+    uint8_t ops;         /* splice SQEs in flight */
+    uint32_t fill;       /* bytes in the pipe not yet sent */
+    uint32_t chunk;      /* bytes the current fill step asked for */
+};
+
+struct send_pool {
+    struct pipe_slot slots[PIPE_POOL];
+    struct conn *waiters[64];
+    unsigned nwaiters;
+};
+
+static int pipe_open(struct pipe_slot *p)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    p->rd = fds[0];
+    p->wr = fds[1];
+    int sz = fcntl(p->wr, F_SETPIPE_SZ, PIPE_SIZE);
+    p->size = sz > 0 ? (unsigned)sz : 65536u;
+    p->dirty = false;
+    p->fill = 0;
+    return 0;
+}
+
+static void pipe_close(struct pipe_slot *p)
+{
+    if (p->rd >= 0)
+        close(p->rd);
+    if (p->wr >= 0)
+        close(p->wr);
+    p->rd = p->wr = -1;
+}
+
+int cz_send_worker_init(struct worker *w, char *err, size_t errlen)
+{
+    struct send_pool *pool = catzilla_cache_alloc(sizeof(*pool));
+    if (!pool) {
+        snprintf(err, errlen, "send pool: out of memory");
+        return -ENOMEM;
+    }
+    memset(pool, 0, sizeof(*pool));
+    for (int i = 0; i < PIPE_POOL; i++)
+        pool->slots[i].rd = pool->slots[i].wr = -1;
+    w->pipes = (struct cz_pipe *)pool;
+    return 0;
+}
+
+void cz_send_worker_free(struct worker *w)
+{
+    struct send_pool *pool = (struct send_pool *)w->pipes;
+    if (!pool)
+        return;
+    for (int i = 0; i < PIPE_POOL; i++)
+        pipe_close(&pool->slots[i]);
+    catzilla_cache_free(pool);
+    w->pipes = NULL;
+}
+
+void cz_send_release_cached(struct cz_cache_entry *e)
+{
+    cz_filecache_release(e);
+}
+
+void cz_send_release_file(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+static struct pipe_slot *pipe_get(struct send_pool *pool, struct conn *c)
+{
+    if (c->pipe_idx >= 0)
+        return &pool->slots[c->pipe_idx];
+    for (int i = 0; i < PIPE_POOL; i++) {
+        struct pipe_slot *p = &pool->slots[i];
+        if (p->busy)
+            continue;
+        if (p->rd < 0 || p->dirty) {
+            pipe_close(p);
+            if (pipe_open(p) < 0)
+                continue;
+        }
+        p->busy = true;
+        p->owner = c;
+        p->stage = SPLICE_IDLE;
+        p->fill = 0;
+        c->pipe_idx = i;
+        return p;
+    }
+    return NULL;
+}
+
+static void pipe_put(struct worker *w, struct conn *c)
+{
+    struct send_pool *pool = (struct send_pool *)w->pipes;
+    if (c->pipe_idx < 0)
+        return;
+    struct pipe_slot *p = &pool->slots[c->pipe_idx];
+    if (p->ops)
+        return; /* the last completion gives it back */
+    if (p->fill)
+        p->dirty = true;
+    p->busy = false;
+    p->owner = NULL;
+    c->pipe_idx = -1;
+    /* Wake one waiter: its flush will find the free pipe. */
+    while (pool->nwaiters) {
+        struct conn *n = pool->waiters[0];
+        memmove(pool->waiters, pool->waiters + 1, --pool->nwaiters * sizeof(pool->waiters[0]));
+        if (n->state != CONN_CLOSING) {
+            conn_schedule_flush(n);
+            break;
+        }
+    }
+}
+
+static int submit_drain(struct conn *c, struct pipe_slot *p)
+{
+    struct io_uring_sqe *sqe = cz_ring_sqe(&c->w->ring);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_splice(sqe, p->rd, -1, (int)c->fixed_fd, -1, p->fill, SPLICE_F_MOVE);
+    sqe->flags |= IOSQE_FIXED_FILE; /* applies to the output: our socket */
+    io_uring_sqe_set_data64(sqe, cz_ud(c, OP_SPLICE));
+    c->inflight++;
+    p->ops++;
+    p->stage = SPLICE_DRAIN;
+    return 0;
+}
+
+int cz_send_file_step(struct conn *c, struct outseg *seg)
+{
+    struct worker *w = c->w;
+    struct send_pool *pool = (struct send_pool *)w->pipes;
+    struct pipe_slot *p = pipe_get(pool, c);
+    if (!p) {
+        if (pool->nwaiters >= sizeof(pool->waiters) / sizeof(pool->waiters[0]))
+            return -EAGAIN;
+        pool->waiters[pool->nwaiters++] = c;
+        return 0;
+    }
+    c->send_busy = true;
+    if (p->fill)
+        return submit_drain(c, p);
+
+    uint64_t left = seg->u.file.len;
+    uint32_t chunk = left < p->size ? (uint32_t)left : p->size;
+    struct io_uring_sqe *a = cz_ring_sqe(&w->ring);
+    struct io_uring_sqe *b = a ? cz_ring_sqe(&w->ring) : NULL;
+    if (!a || !b) {
+        c->send_busy = false;
+        return -EBUSY;
+    }
+    /* File -> pipe, linked to pipe -> socket: one submission moves a chunk
+     * without the bytes ever entering user space. */
+    io_uring_prep_splice(a, seg->u.file.fd, (int64_t)seg->u.file.off, p->wr, -1, chunk,
+                         SPLICE_F_MOVE);
+    a->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(a, cz_ud(c, OP_SPLICE));
+    io_uring_prep_splice(b, p->rd, -1, (int)c->fixed_fd, -1, chunk, SPLICE_F_MOVE);
+    b->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(b, cz_ud(c, OP_SPLICE));
+    c->inflight += 2;
+    p->ops += 2;
+    p->stage = SPLICE_FILL;
+    p->chunk = chunk;
+    return 0;
+}
+
+void cz_send_on_cqe(struct conn *c, unsigned tag, struct io_uring_cqe *cqe)
+{
+    (void)tag;
+    struct worker *w = c->w;
+    struct send_pool *pool = (struct send_pool *)w->pipes;
+    struct pipe_slot *p = &pool->slots[c->pipe_idx];
+    c->inflight--;
+    p->ops--;
+    int res = cqe->res;
+
+    if (c->state == CONN_CLOSING) {
+        if (p->ops == 0) {
+            p->dirty = true;
+            c->send_busy = false;
+            pipe_put(w, c);
+        }
+        conn_on_op_done(c, OP_NONE, NULL);
+        return;
+    }
+    if (p->stage == SPLICE_FILL) {
+        /* First CQE of the linked pair: bytes now in the pipe.  On failure
+         * the linked drain completes with -ECANCELED; close after it. */
+        p->stage = SPLICE_DRAIN;
+        if (res <= 0) {
+            if (res == 0)
+                cz_log_warn("file shrank while being sent; closing the connection");
+            p->fill = 0;
+            c->dead = true;
+            if (p->ops == 0)
+                goto fail;
+            return;
+        }
+        p->fill += (uint32_t)res;
+        return;
+    }
+    /* Pipe -> socket. */
+    if (c->dead) {
+        if (p->ops == 0)
+            goto fail;
+        return;
+    }
+    if (res == -ECANCELED && p->fill) {
+        /* The fill was short, which broke the link: send what the pipe holds. */
+        if (submit_drain(c, p) < 0)
+            goto fail;
+        return;
+    }
+    if (res <= 0)
+        goto fail;
+    p->fill -= (uint32_t)res < p->fill ? (uint32_t)res : p->fill;
+    conn_output_advance(c, (size_t)res);
+    if (p->fill) {
+        if (submit_drain(c, p) < 0)
+            goto fail;
+        return;
+    }
+    c->send_busy = false;
+    p->stage = SPLICE_IDLE;
+    /* Give the pipe back between files; the next step goes through the
+     * flush list, i.e. after the other connections of this loop turn. */
+    if (!c->out_head || c->out_head->kind != SEG_FILE)
+        pipe_put(w, c);
+    conn_schedule_flush(c);
+    return;
+fail:
+    c->send_busy = false;
+    c->dead = true;
+    if (p->ops == 0) {
+        p->dirty = true;
+        pipe_put(w, c);
+    }
+    conn_close(c);
+}
+
+void cz_send_abort(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct send_pool *pool = (struct send_pool *)w->pipes;
+    if (!pool)
+        return;
+    for (unsigned i = 0; i < pool->nwaiters; i++) {
+        if (pool->waiters[i] == c) {
+            memmove(pool->waiters + i, pool->waiters + i + 1,
+                    (pool->nwaiters - i - 1) * sizeof(pool->waiters[0]));
+            pool->nwaiters--;
+            break;
+        }
+    }
+    if (c->pipe_idx >= 0 && pool->slots[c->pipe_idx].ops == 0) {
+        pool->slots[c->pipe_idx].dirty = pool->slots[c->pipe_idx].fill != 0;
+        pipe_put(w, c);
+    }
+}

@@ -1,0 +1,22 @@
+/* Static files: request path -> file under the docroot -> response with
+ * ETag/Last-Modified, conditionals, ranges and MIME type.  Owns the docroot
+ * (its directory fd and the MIME table, shared read-only by the workers). */
+#ifndef CZ_FS_STATIC_H
+#define CZ_FS_STATIC_H
+
+#include <stddef.h>
+
+struct cz_server;
+struct conn;
+struct cz_request;
+
+/* Resolve and open the docroot (--root, else the bundled public/), load the
+ * MIME table.  Returns 0 or -errno with a one-line message in err. */
+int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen);
+void cz_static_global_free(struct cz_server *srv);
+
+/* Answer req from the docroot.  Returns 0 when a response was queued, or
+ * -ENOENT when there is no docroot (the caller answers 404). */
+int cz_static_serve(struct conn *c, struct cz_request *req);
+
+#endif

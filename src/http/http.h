@@ -1,0 +1,317 @@
+/* Internal shapes of the HTTP engine: workers, connections, requests,
+ * responses and the output queue.  Shared by src/http and src/fs only; the
+ * embedder sees the opaque handles of include/catzilla/catzilla.h. */
+#ifndef CZ_HTTP_HTTP_H
+#define CZ_HTTP_HTTP_H
+
+#include <llhttp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "catzilla/catzilla.h"
+#include "core/ring.h"
+#include "http/router.h"
+
+struct cz_static;    /* src/fs/static.h */
+struct cz_filecache; /* src/fs/filecache.h */
+struct cz_mime;
+struct cz_cache_entry; /* src/fs/filecache.h */
+
+/* Operation tags carried in the low bits of user_data. */
+enum op_tag {
+    OP_NONE,
+    OP_ACCEPT,   /* multishot accept on the listener; ptr = worker */
+    OP_RECV,     /* multishot recv; ptr = conn */
+    OP_SEND,     /* send/sendmsg of the output queue; ptr = conn */
+    OP_SEND_ZC,  /* SEND_ZC of a cached body; ptr = conn */
+    OP_SPLICE,   /* file -> pipe -> socket; ptr = conn */
+    OP_CLOSE,    /* close_direct; ptr = conn */
+    OP_SHUTDOWN, /* shutdown(SHUT_WR) before lingering close; ptr = conn */
+    OP_CANCEL,   /* async cancel; ptr = conn or worker */
+    OP_TICK,     /* periodic timeout; ptr = worker */
+    OP_WAKE,     /* eventfd read: stop requested; ptr = worker */
+    OP_MSG,      /* MSG_RING from another worker; ptr = message */
+    OP_MSG_SENT, /* completion of our own MSG_RING submission */
+    OP_MAX
+};
+
+enum conn_state {
+    CONN_IDLE,    /* between requests: no buffer held, keep-alive timer */
+    CONN_HEAD,    /* receiving a request head: header timer (total, not per byte) */
+    CONN_BODY,    /* receiving a request body: body timer */
+    CONN_LINGER,  /* final response sent, write side shut: drain until EOF */
+    CONN_CLOSING, /* close submitted or waiting for in-flight operations */
+    CONN_STATE_MAX
+};
+
+enum timer_kind { TIMER_NONE, TIMER_IDLE, TIMER_HEAD, TIMER_BODY, TIMER_SEND, TIMER_LINGER,
+                  TIMER_MAX };
+
+struct list_node {
+    struct list_node *prev, *next;
+};
+
+/* Output queue: segments sent in order; memory segments are appended in place
+ * (never reallocated, so an in-flight iovec stays valid), a cached segment
+ * borrows a file-cache entry, a file segment is spliced from the page cache,
+ * and a pending segment holds the place of a response still being built
+ * (stats gathered from other workers). */
+enum seg_kind { SEG_MEM, SEG_CACHED, SEG_FILE, SEG_PENDING };
+
+struct outseg {
+    struct outseg *next;
+    uint8_t kind;
+    uint32_t sent; /* bytes of this segment already sent */
+    union {
+        struct {
+            uint32_t len, cap;
+            char data[]; /* flexible, SEG_MEM only (allocated with the segment) */
+        } mem;
+        struct {
+            struct cz_cache_entry *entry;
+            const char *ptr;
+            uint32_t len;
+        } cached;
+        struct {
+            int fd;
+            uint64_t off, len;
+        } file;
+    } u;
+};
+
+struct cz_request {
+    struct conn *conn;
+    int method;             /* enum cz_method, negative if not one we know */
+    struct cz_str method_str;
+    struct cz_str target;   /* raw request-target */
+    struct cz_str path;     /* target without query, raw (not decoded) */
+    struct cz_str query;
+    struct cz_str body;
+    uint8_t http_minor;     /* 0 or 1 */
+    bool keep_alive;
+    bool head;              /* answer without a body */
+    struct cz_route_match match;
+};
+
+struct cz_response {
+    struct conn *conn;
+    int status;
+    bool failed;            /* out of memory while building */
+    char *hdr;              /* extra header lines, "Name: value\r\n"... */
+    size_t hdr_len, hdr_cap;
+    char *body;
+    size_t body_len, body_cap;
+    char hdr_inline[256];
+    char body_inline[512];
+};
+
+struct worker;
+
+struct conn {
+    struct list_node timer_link;  /* in the worker's list for timer_kind */
+    struct list_node all_link;    /* in the worker's list of connections */
+    struct worker *w;
+    uint64_t deadline_ms;
+    unsigned fixed_fd;            /* direct descriptor index */
+    uint8_t state;                /* enum conn_state */
+    uint8_t timer_kind;
+    uint8_t inflight;             /* ring operations that still reference this conn */
+    bool recv_armed : 1;
+    bool send_busy : 1;           /* one send in flight at a time */
+    bool close_after_send : 1;    /* the last queued response ends the connection */
+    bool read_paused : 1;         /* output queue too long: not reading */
+    bool eof : 1;                 /* peer closed its write side */
+    bool on_flush_list : 1;
+    bool dead : 1;                /* a fatal socket error: only wait for in-flight ops */
+    bool request_started : 1;
+    bool error_pending : 1;       /* a parse error response was queued */
+    uint32_t requests;            /* served on this connection */
+
+    llhttp_t parser;
+
+    /* Request being received (request arena; NULL when idle). */
+    char *scratch;
+    uint32_t scratch_len, scratch_cap;
+    uint32_t url_len, header_bytes, nheaders;
+    uint32_t (*hdr_offs)[4];       /* name off, name len, value off, value len */
+    uint32_t hdr_offs_cap;
+    bool last_was_value;
+    char *body;
+    size_t body_len, body_cap;
+    int error_status;              /* set by a callback that rejects the request */
+
+    /* Bytes received while reading was paused (request arena). */
+    char *held;
+    uint32_t held_len, held_off;
+
+    /* Output queue (response arena). */
+    struct outseg *out_head, *out_tail;
+    size_t out_bytes;              /* queued, not yet sent */
+    struct conn *flush_next;
+    void *send_ctx;                /* in-flight sendmsg state */
+    uint32_t send_len;             /* bytes the in-flight send covers */
+
+    /* Large-file splice state (see src/fs/send.c). */
+    int pipe_idx;                  /* -1 when no pipe is held */
+    uint32_t splice_len;
+};
+
+/* Pipe for splice file -> pipe -> socket. */
+struct cz_pipe {
+    int rd, wr;
+    unsigned size;
+};
+
+struct worker_stats {
+    _Atomic uint64_t requests;
+    _Atomic uint32_t connections;
+};
+
+struct worker {
+    struct cz_server *srv;
+    unsigned id;
+    int cpu;             /* pinned CPU, -1 if not pinned */
+    pthread_t thread;
+    struct io_uring ring;
+    bool ring_ready;
+    int ring_fd;         /* for MSG_RING from other workers */
+    int listen_fd;
+    int wake_fd;         /* eventfd: main thread -> worker (stop) */
+    uint64_t wake_buf;
+    struct cz_bufring bufs;
+    unsigned bufs_pending;
+    struct cz_router *router;
+    struct cz_filecache *fcache;
+    struct cz_pipe *pipes;
+    unsigned npipes, pipes_free;
+    int *pipe_free_list;
+
+    unsigned files_registered;
+    size_t registered_bytes;
+
+    bool accept_armed;
+    bool accept_paused;
+    bool stopping;
+    uint64_t stop_deadline_ms;
+    uint64_t now_ms;
+    struct __kernel_timespec tick_ts;
+
+    unsigned nconns;
+    struct list_node conns;
+    struct list_node timers[TIMER_MAX];
+    struct conn *flush_list;
+    struct conn *free_list;   /* closed conns, freed at the end of the loop turn */
+
+    char date[40];            /* "Date: ...\r\n" rebuilt once a second */
+    size_t date_len;
+    time_t date_sec;
+
+    struct worker_stats stats;
+    char start_err[256];
+    int start_rc;
+};
+
+/* Route targets: what the router stores. */
+struct route {
+    cz_handler_fn fn;
+    void *user_data;
+    int method;               /* enum cz_method or CZ_ROUTER_ANY */
+    char *pattern;
+    struct route *next;
+};
+
+struct cz_server {
+    struct cz_config cfg;
+    struct route *routes;     /* registration order, process-wide read-only after run */
+    struct cz_router *check_router; /* detects duplicates at registration time */
+    struct worker *workers;
+    unsigned nworkers;
+    int port;
+    _Atomic bool running;
+    _Atomic bool stop_requested;
+    bool handle_signals;
+    struct cz_mime *mime;
+    char *root;               /* resolved docroot, NULL if none */
+    int root_fd;
+    char err[512];
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    unsigned started;
+};
+
+/* --- src/http/conn.c --- */
+void conn_accepted(struct worker *w, int fixed_fd);
+void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe);
+void conn_on_send(struct conn *c, struct io_uring_cqe *cqe);
+void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe);
+void conn_flush_all(struct worker *w);
+void conn_timers_expire(struct worker *w);
+void conn_close(struct conn *c);
+void conn_free_closed(struct worker *w);
+void conn_close_idle(struct worker *w, unsigned max);
+void conn_resume_pending(struct conn *c);
+bool conn_output_space(const struct conn *c);
+
+/* Queue bytes / segments on a connection (src/http/conn.c). */
+int out_append(struct conn *c, const void *data, size_t len);
+int out_append_cached(struct conn *c, struct cz_cache_entry *e, const char *ptr, uint32_t len);
+int out_append_file(struct conn *c, int fd, uint64_t off, uint64_t len);
+struct outseg *out_append_pending(struct conn *c);
+int out_fill_pending(struct conn *c, struct outseg *seg, const void *data, size_t len);
+void conn_schedule_flush(struct conn *c);
+/* Account n bytes as sent from the head of the queue (frees finished segments). */
+void conn_output_advance(struct conn *c, size_t n);
+
+/* --- src/http/response.c --- */
+const char *http_reason(int status);
+void worker_update_date(struct worker *w);
+void response_init(struct cz_response *res, struct conn *c, int status);
+void response_release(struct cz_response *res);
+/* Serialises res into the conn's output (head only if req->head). 0 or -ENOMEM. */
+int response_finish(struct cz_response *res, const struct cz_request *req);
+/* A complete error response with Connection: close; marks the conn to close. */
+void response_error(struct conn *c, int status, bool head);
+/* Status line + standard headers (Server, Date, Connection) into buf. */
+size_t response_head_start(char *buf, size_t cap, struct worker *w, int status, bool close);
+
+/* --- src/http/server.c --- */
+struct worker *server_worker(struct cz_server *srv, unsigned i);
+void server_dispatch(struct conn *c, struct cz_request *req);
+bool server_keepalive_allowed(const struct conn *c);
+
+/* --- src/http/builtin.c --- */
+int builtin_register(struct cz_server *srv);
+int builtin_stats_begin(struct conn *c, const struct cz_request *req);
+void builtin_on_msg(struct worker *w, struct io_uring_cqe *cqe);
+void builtin_on_msg_sent(struct worker *w, struct io_uring_cqe *cqe);
+
+/* --- lists --- */
+static inline void list_init(struct list_node *h)
+{
+    h->prev = h->next = h;
+}
+static inline bool list_empty(const struct list_node *h)
+{
+    return h->next == h;
+}
+static inline void list_add_tail(struct list_node *h, struct list_node *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void list_del(struct list_node *n)
+{
+    if (n->next) {
+        n->prev->next = n->next;
+        n->next->prev = n->prev;
+    }
+    n->prev = n->next = NULL;
+}
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#endif

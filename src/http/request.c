@@ -1,0 +1,466 @@
+/* Request parsing with llhttp.  Every byte a request needs after its receive
+ * buffer goes back to the kernel is copied into the connection's request
+ * scratch (request arena): target and headers in one append-only buffer,
+ * headers as offsets, the body in its own buffer.  Limits are checked as the
+ * bytes arrive; errors become the exact status the protocol asks for.
+ */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+#include "catzilla/memory.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "http/request.h"
+
+static inline struct conn *parser_conn(llhttp_t *p)
+{
+    return container_of(p, struct conn, parser);
+}
+
+static int fail(struct conn *c, int status)
+{
+    if (!c->error_status)
+        c->error_status = status;
+    return -1;
+}
+
+static int scratch_append(struct conn *c, const char *at, size_t len)
+{
+    if (c->scratch_len + len > c->scratch_cap) {
+        size_t cap = c->scratch_cap ? c->scratch_cap : 512;
+        while (cap < c->scratch_len + len)
+            cap *= 2;
+        char *n = catzilla_request_realloc(c->scratch, cap);
+        if (!n)
+            return -ENOMEM;
+        c->scratch = n;
+        c->scratch_cap = (uint32_t)cap;
+    }
+    memcpy(c->scratch + c->scratch_len, at, len);
+    c->scratch_len += (uint32_t)len;
+    return 0;
+}
+
+static void request_reset(struct conn *c)
+{
+    c->scratch_len = 0;
+    c->url_len = 0;
+    c->header_bytes = 0;
+    c->nheaders = 0;
+    c->last_was_value = false;
+    c->body_len = 0;
+}
+
+void request_free(struct conn *c)
+{
+    catzilla_request_free(c->scratch);
+    catzilla_request_free(c->hdr_offs);
+    catzilla_request_free(c->body);
+    c->scratch = NULL;
+    c->hdr_offs = NULL;
+    c->body = NULL;
+    c->scratch_cap = c->hdr_offs_cap = 0;
+    c->body_cap = 0;
+    request_reset(c);
+}
+
+void request_abort(struct conn *c)
+{
+    request_free(c);
+    c->request_started = false;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    request_reset(c);
+    c->request_started = true;
+    if (c->state == CONN_IDLE) {
+        c->state = CONN_HEAD;
+        /* The head deadline counts from the first byte and is never extended
+         * by further bytes: a trickling client is closed on time. */
+        if (!c->out_head) {
+            list_del(&c->timer_link);
+            c->timer_kind = TIMER_HEAD;
+            c->deadline_ms = c->w->now_ms + (uint64_t)c->w->srv->cfg.header_timeout;
+            list_add_tail(&c->w->timers[TIMER_HEAD], &c->timer_link);
+        }
+    }
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    c->url_len += (uint32_t)len;
+    if (c->url_len > (uint64_t)c->w->srv->cfg.max_request_line)
+        return fail(c, 414);
+    return scratch_append(c, at, len) ? fail(c, 503) : 0;
+}
+
+static int add_header_bytes(struct conn *c, size_t len)
+{
+    c->header_bytes += (uint32_t)len;
+    if (c->header_bytes > (uint64_t)c->w->srv->cfg.max_header_size)
+        return fail(c, 431);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    if (c->nheaders == 0 || c->last_was_value) {
+        if (c->nheaders >= (uint32_t)c->w->srv->cfg.max_headers)
+            return fail(c, 431);
+        if (c->nheaders == c->hdr_offs_cap) {
+            uint32_t cap = c->hdr_offs_cap ? c->hdr_offs_cap * 2 : 16;
+            void *n = catzilla_request_realloc(c->hdr_offs, cap * sizeof(*c->hdr_offs));
+            if (!n)
+                return fail(c, 503);
+            c->hdr_offs = n;
+            c->hdr_offs_cap = cap;
+        }
+        uint32_t *h = c->hdr_offs[c->nheaders++];
+        h[0] = c->scratch_len;
+        h[1] = h[2] = h[3] = 0;
+        c->last_was_value = false;
+        /* ": " and CRLF count toward the header block, as on the wire. */
+        if (add_header_bytes(c, 4))
+            return -1;
+    }
+    c->hdr_offs[c->nheaders - 1][1] += (uint32_t)len;
+    if (add_header_bytes(c, len))
+        return -1;
+    return scratch_append(c, at, len) ? fail(c, 503) : 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    uint32_t *h = c->hdr_offs[c->nheaders - 1];
+    if (!c->last_was_value) {
+        h[2] = c->scratch_len;
+        c->last_was_value = true;
+    }
+    h[3] += (uint32_t)len;
+    if (add_header_bytes(c, len))
+        return -1;
+    return scratch_append(c, at, len) ? fail(c, 503) : 0;
+}
+
+static struct cz_str hdr_name(const struct conn *c, uint32_t i)
+{
+    return (struct cz_str){c->scratch + c->hdr_offs[i][0], c->hdr_offs[i][1]};
+}
+
+static struct cz_str hdr_value(const struct conn *c, uint32_t i)
+{
+    return (struct cz_str){c->scratch + c->hdr_offs[i][2], c->hdr_offs[i][3]};
+}
+
+static bool str_ieq(struct cz_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(s.ptr, lit, n) == 0;
+}
+
+/* Trim optional whitespace around a header value. */
+static struct cz_str str_trim(struct cz_str s)
+{
+    while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) {
+        s.ptr++;
+        s.len--;
+    }
+    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+        s.len--;
+    return s;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    const struct cz_config *cfg = &c->w->srv->cfg;
+    if (p->http_major != 1)
+        return fail(c, 505);
+
+    unsigned hosts = 0;
+    bool te = false;
+    struct cz_str expect = {NULL, 0};
+    for (uint32_t i = 0; i < c->nheaders; i++) {
+        struct cz_str name = hdr_name(c, i);
+        if (str_ieq(name, "host"))
+            hosts++;
+        else if (str_ieq(name, "transfer-encoding"))
+            te = true;
+        else if (str_ieq(name, "expect"))
+            expect = str_trim(hdr_value(c, i));
+    }
+    if (hosts > 1 || (p->http_minor == 1 && hosts == 0))
+        return fail(c, 400);
+    if (te && p->http_minor == 0)
+        return fail(c, 400);
+
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)cfg->max_body_size)
+        return fail(c, 413);
+    if (expect.ptr && p->http_minor == 1) {
+        if (!str_ieq(expect, "100-continue"))
+            return fail(c, 417);
+        if (has_body) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (out_append(c, cont, sizeof(cont) - 1))
+                return fail(c, 503);
+        }
+    }
+    if (has_body && c->state == CONN_HEAD) {
+        c->state = CONN_BODY;
+        if (!c->out_head || (c->out_head && c->timer_kind != TIMER_SEND)) {
+            list_del(&c->timer_link);
+            c->timer_kind = TIMER_BODY;
+            c->deadline_ms = c->w->now_ms + (uint64_t)cfg->body_timeout;
+            list_add_tail(&c->w->timers[TIMER_BODY], &c->timer_link);
+        }
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    if (c->body_len + len > (size_t)c->w->srv->cfg.max_body_size)
+        return fail(c, 413);
+    if (c->body_len + len > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 1024;
+        /* A known Content-Length sizes the buffer once. */
+        if ((p->flags & F_CONTENT_LENGTH) && c->body_len + p->content_length + len > cap)
+            cap = c->body_len + len + p->content_length;
+        while (cap < c->body_len + len)
+            cap *= 2;
+        char *n = catzilla_request_realloc(c->body, cap);
+        if (!n)
+            return fail(c, 503);
+        c->body = n;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    struct worker *w = c->w;
+    struct cz_request req;
+    memset(&req, 0, sizeof(req));
+    req.conn = c;
+    const char *mname = llhttp_method_name((llhttp_method_t)p->method);
+    req.method_str = (struct cz_str){mname, strlen(mname)};
+    req.method = cz_method_parse(mname, req.method_str.len);
+    req.target = (struct cz_str){c->scratch, c->url_len};
+    const char *q = memchr(req.target.ptr, '?', req.target.len);
+    req.path.ptr = req.target.ptr;
+    req.path.len = q ? (size_t)(q - req.target.ptr) : req.target.len;
+    if (q)
+        req.query = (struct cz_str){q + 1, req.target.len - req.path.len - 1};
+    else
+        req.query = (struct cz_str){req.target.ptr + req.target.len, 0};
+    req.body = (struct cz_str){c->body ? c->body : "", c->body_len};
+    req.http_minor = p->http_minor;
+    req.head = req.method == CZ_METHOD_HEAD;
+
+    c->requests++;
+    atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
+    req.keep_alive = llhttp_should_keep_alive(p) && server_keepalive_allowed(c);
+    if (!req.keep_alive)
+        c->close_after_send = true;
+
+    server_dispatch(c, &req);
+
+    c->request_started = false;
+    if (c->state == CONN_HEAD || c->state == CONN_BODY)
+        c->state = CONN_IDLE;
+    request_reset(c);
+    if (c->close_after_send)
+        return HPE_PAUSED; /* nothing behind the last response is processed */
+    if (!conn_output_space(c)) {
+        c->read_paused = true;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void request_parser_init(struct conn *c)
+{
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+}
+
+void request_parser_resume(struct conn *c)
+{
+    if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
+        llhttp_resume(&c->parser);
+}
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* llhttp knows only registered methods.  A well-formed token it does not
+ * know is a method we do not implement (501); anything else is garbage (400). */
+static int method_error_status(const char *data, size_t len, const char *err_pos)
+{
+    const char *s = data, *end = data + len;
+    while (s < end && (*s == '\r' || *s == '\n'))
+        s++;
+    if (err_pos < s || err_pos > end)
+        return 400;
+    const char *t = s;
+    while (t < end && is_tchar((unsigned char)*t))
+        t++;
+    if (t == s || t == end || *t != ' ')
+        return 400;
+    return 501;
+}
+
+/* "HTTP/x.y" with digits but a version we do not speak -> 505, else 400. */
+static int version_error_status(const struct conn *c, const char *data, size_t len,
+                                const char *err_pos)
+{
+    (void)c;
+    const char *end = data + len;
+    const char *v = err_pos;
+    while (v > data && v[-1] != ' ' && v - data > 0 && err_pos - v < 16)
+        v--;
+    if (end - v >= 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' &&
+        v[6] == '.' && v[7] >= '0' && v[7] <= '9')
+        return 505;
+    return 400;
+}
+
+static int error_status(struct conn *c, enum llhttp_errno e, const char *data, size_t len)
+{
+    if (c->error_status)
+        return c->error_status;
+    const char *pos = llhttp_get_error_pos(&c->parser);
+    switch (e) {
+    case HPE_INVALID_METHOD:
+        return method_error_status(data, len, pos);
+    case HPE_INVALID_VERSION:
+        return version_error_status(c, data, len, pos);
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return 501;
+    default:
+        return 400;
+    }
+}
+
+size_t request_parse(struct conn *c, const char *data, size_t len)
+{
+    enum llhttp_errno e = llhttp_execute(&c->parser, data, len);
+    size_t used = len;
+    switch (e) {
+    case HPE_OK:
+        break;
+    case HPE_PAUSED: {
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        used = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
+        break;
+    }
+    case HPE_PAUSED_UPGRADE:
+        /* No protocol upgrades here: the request was answered; close after it. */
+        c->close_after_send = true;
+        break;
+    default: {
+        int status = error_status(c, e, data, len);
+        cz_log_debug("bad request (%d): %s", status, llhttp_get_error_reason(&c->parser));
+        bool head = c->parser.method == HTTP_HEAD && c->url_len > 0;
+        request_abort(c);
+        response_error(c, status, head);
+        break;
+    }
+    }
+    /* Idle connections hold no request memory. */
+    if (c->state == CONN_IDLE && !c->request_started)
+        request_free(c);
+    return used;
+}
+
+/* ---------- the public request accessors ---------- */
+
+struct cz_str cz_request_method(const cz_request *req)
+{
+    return req->method_str;
+}
+
+struct cz_str cz_request_path(const cz_request *req)
+{
+    return req->path;
+}
+
+struct cz_str cz_request_query(const cz_request *req)
+{
+    return req->query;
+}
+
+struct cz_str cz_request_body(const cz_request *req)
+{
+    return req->body;
+}
+
+unsigned cz_request_worker(const cz_request *req)
+{
+    return req->conn->w->id;
+}
+
+size_t cz_request_header_count(const cz_request *req)
+{
+    return req->conn->nheaders;
+}
+
+int cz_request_header_at(const cz_request *req, size_t i, struct cz_str *name,
+                         struct cz_str *value)
+{
+    const struct conn *c = req->conn;
+    if (i >= c->nheaders)
+        return -ENOENT;
+    *name = hdr_name(c, (uint32_t)i);
+    *value = str_trim(hdr_value(c, (uint32_t)i));
+    return 0;
+}
+
+struct cz_str cz_request_header(const cz_request *req, const char *name)
+{
+    const struct conn *c = req->conn;
+    size_t n = strlen(name);
+    for (uint32_t i = 0; i < c->nheaders; i++) {
+        struct cz_str hn = hdr_name(c, i);
+        if (hn.len == n && strncasecmp(hn.ptr, name, n) == 0)
+            return str_trim(hdr_value(c, i));
+    }
+    return (struct cz_str){NULL, 0};
+}
+
+struct cz_str cz_request_param(const cz_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < req->match.nparams; i++) {
+        const struct cz_route_param *prm = &req->match.params[i];
+        if (strlen(prm->name) == n && memcmp(prm->name, name, n) == 0)
+            return (struct cz_str){prm->value, prm->len};
+    }
+    return (struct cz_str){NULL, 0};
+}

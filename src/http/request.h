@@ -1,0 +1,24 @@
+/* Request parsing: llhttp glue that copies what a request needs (target,
+ * headers, body) into request-arena scratch, enforces limits and dispatches
+ * complete requests in order.  Owned by conn.c's receive path. */
+#ifndef CZ_HTTP_REQUEST_H
+#define CZ_HTTP_REQUEST_H
+
+#include <stddef.h>
+
+struct conn;
+
+/* Reset the parser for a new connection. */
+void request_parser_init(struct conn *c);
+/* Parse bytes; dispatches every complete request.  Returns the bytes used:
+ * less than len only when the parser paused because output is backed up
+ * (c->read_paused) or the connection is to close after its response. */
+size_t request_parse(struct conn *c, const char *data, size_t len);
+/* Undo a pause so held bytes can be fed again. */
+void request_parser_resume(struct conn *c);
+/* Drop a partially received request (connection closing). */
+void request_abort(struct conn *c);
+/* Free all request memory held by the connection. */
+void request_free(struct conn *c);
+
+#endif

@@ -1,0 +1,802 @@
+/* The server: configuration, routes, worker threads (one per CPU, pinned),
+ * each with its own ring, listener (SO_REUSEPORT), arenas, router copy and
+ * connections, and the event loop that dispatches completions.  It does not
+ * parse HTTP (request.c) or manage connection state (conn.c).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catzilla/memory.h"
+#include "core/log.h"
+#include "fs/filecache.h"
+#include "fs/send.h"
+#include "fs/static.h"
+#include "http/http.h"
+
+#define TICK_MS 100
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------- set-up API ---------- */
+
+int cz_server_create(const struct cz_config *cfg, cz_server **out)
+{
+    struct cz_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    srv->cfg = *cfg;
+    srv->root_fd = -1;
+    pthread_mutex_init(&srv->start_lock, NULL);
+    pthread_cond_init(&srv->start_cond, NULL);
+    srv->check_router = cz_router_create();
+    if (!srv->check_router) {
+        free(srv);
+        return -ENOMEM;
+    }
+    *out = srv;
+    return 0;
+}
+
+int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
+                    void *user_data)
+{
+    if (atomic_load(&srv->running))
+        return -EBUSY;
+    if (!method || !pattern || !fn)
+        return -EINVAL;
+    int m = strcmp(method, "*") == 0 ? CZ_ROUTER_ANY : cz_method_parse(method, strlen(method));
+    if (m < 0 && m != CZ_ROUTER_ANY)
+        return -EINVAL;
+    struct route *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->fn = fn;
+    r->user_data = user_data;
+    r->method = m;
+    r->pattern = strdup(pattern);
+    if (!r->pattern) {
+        free(r);
+        return -ENOMEM;
+    }
+    int rc = cz_router_add(srv->check_router, m, pattern, r);
+    if (rc < 0) {
+        free(r->pattern);
+        free(r);
+        return rc;
+    }
+    /* Keep registration order so every worker builds the same trie. */
+    struct route **pp = &srv->routes;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = r;
+    return 0;
+}
+
+void cz_server_handle_signals(cz_server *srv)
+{
+    srv->handle_signals = true;
+}
+
+int cz_server_port(const cz_server *srv)
+{
+    return srv->port;
+}
+
+const char *cz_server_error(const cz_server *srv)
+{
+    return srv->err;
+}
+
+void cz_server_stop(cz_server *srv)
+{
+    atomic_store(&srv->stop_requested, true);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        uint64_t one = 1;
+        if (srv->workers[i].wake_fd >= 0) {
+            ssize_t w = write(srv->workers[i].wake_fd, &one, sizeof(one));
+            (void)w;
+        }
+    }
+}
+
+void cz_server_destroy(cz_server *srv)
+{
+    if (!srv)
+        return;
+    struct route *r = srv->routes;
+    while (r) {
+        struct route *n = r->next;
+        free(r->pattern);
+        free(r);
+        r = n;
+    }
+    cz_router_destroy(srv->check_router);
+    cz_static_global_free(srv);
+    pthread_mutex_destroy(&srv->start_lock);
+    pthread_cond_destroy(&srv->start_cond);
+    free(srv->workers);
+    free(srv);
+}
+
+struct worker *server_worker(struct cz_server *srv, unsigned i)
+{
+    return i < srv->nworkers ? &srv->workers[i] : NULL;
+}
+
+bool server_keepalive_allowed(const struct conn *c)
+{
+    const struct cz_config *cfg = &c->w->srv->cfg;
+    if (c->w->stopping || cfg->keepalive_timeout == 0)
+        return false;
+    return cfg->max_keepalive_requests == 0 || c->requests < (uint32_t)cfg->max_keepalive_requests;
+}
+
+/* ---------- dispatch ---------- */
+
+static void answer_status(struct conn *c, const struct cz_request *req, int status,
+                          const char *extra_header)
+{
+    struct cz_response res;
+    response_init(&res, c, status);
+    if (extra_header) {
+        const char *colon = strchr(extra_header, ':');
+        char name[64];
+        size_t nl = (size_t)(colon - extra_header);
+        if (colon && nl < sizeof(name)) {
+            memcpy(name, extra_header, nl);
+            name[nl] = '\0';
+            cz_response_header(&res, name, colon + 2);
+        }
+    }
+    cz_response_header(&res, "Content-Type", "text/plain; charset=utf-8");
+    const char *reason = http_reason(status);
+    cz_response_write(&res, reason, strlen(reason));
+    cz_response_write(&res, "\n", 1);
+    if (response_finish(&res, req) < 0)
+        conn_close(c);
+    response_release(&res);
+}
+
+void server_dispatch(struct conn *c, struct cz_request *req)
+{
+    struct worker *w = c->w;
+    enum cz_route_result rr =
+        cz_router_match(w->router, req->method, req->path.ptr, req->path.len, &req->match);
+    /* A method this server does not implement at all is 501 wherever the
+     * path leads, unless a route takes any method. */
+    if (rr != CZ_ROUTE_FOUND && req->method < 0) {
+        answer_status(c, req, 501, NULL);
+        return;
+    }
+
+    if (rr == CZ_ROUTE_FOUND) {
+        struct route *r = req->match.target;
+        struct cz_response res;
+        response_init(&res, c, 200);
+        int rc = r->fn(req, &res, r->user_data);
+        if (rc == -EINPROGRESS) {
+            /* The handler queued its own (deferred) response. */
+        } else if (rc < 0 || res.failed) {
+            answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL);
+        } else if (response_finish(&res, req) < 0) {
+            conn_close(c);
+        }
+        response_release(&res);
+        return;
+    }
+    if (rr == CZ_ROUTE_METHOD_NOT_ALLOWED) {
+        char allow[128] = "Allow: ";
+        cz_router_format_allow(req->match.allow, allow + 7, sizeof(allow) - 7);
+        answer_status(c, req, 405, allow);
+        return;
+    }
+    /* Not a route: the static file tree, if any, else 404 (501 for methods
+     * this server does not implement at all). */
+    if (cz_static_serve(c, req) == 0)
+        return;
+    answer_status(c, req, 404, NULL);
+}
+
+/* ---------- listener ---------- */
+
+static int parse_bind(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*in4);
+        return 0;
+    }
+    const char *a = addr;
+    char buf[64];
+    size_t l = strlen(addr);
+    if (l >= 2 && addr[0] == '[' && addr[l - 1] == ']' && l - 2 < sizeof(buf)) {
+        memcpy(buf, addr + 1, l - 2);
+        buf[l - 2] = '\0';
+        a = buf;
+    }
+    if (inet_pton(AF_INET6, a, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int open_listener(struct cz_server *srv, int port, bool reuseport, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (parse_bind(srv->cfg.bind, port, &ss, &sl) < 0) {
+        snprintf(err, errlen, "--bind: '%s' is not an IPv4 or IPv6 address", srv->cfg.bind);
+        return -EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "socket: %s", strerror(e));
+        return -e;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    /* Accepted sockets inherit TCP_NODELAY from the listener: responses go out
+     * whole anyway, never wait for Nagle. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+        int e = errno;
+        if (e == EADDRINUSE)
+            snprintf(err, errlen,
+                     "port %d on %s is already in use (another server is listening; "
+                     "choose another with --port)",
+                     port, srv->cfg.bind);
+        else if (e == EACCES)
+            snprintf(err, errlen, "binding port %d on %s: permission denied (ports below 1024 "
+                                  "need root or CAP_NET_BIND_SERVICE)",
+                     port, srv->cfg.bind);
+        else
+            snprintf(err, errlen, "bind %s:%d: %s", srv->cfg.bind, port, strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (listen(fd, (int)srv->cfg.backlog) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "listen: %s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* Binding without SO_REUSEPORT first proves nobody else holds the port: a
+ * second Catzilla of the same user would otherwise silently share it. */
+static int probe_port(struct cz_server *srv, char *err, size_t errlen)
+{
+    int fd = open_listener(srv, (int)srv->cfg.port, false, err, errlen);
+    if (fd < 0)
+        return fd;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                             : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    close(fd);
+    return port;
+}
+
+/* ---------- worker loop ---------- */
+
+static void arm_accept(struct worker *w)
+{
+    if (w->accept_armed || w->stopping)
+        return;
+    struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+    if (!sqe)
+        return;
+    io_uring_prep_multishot_accept_direct(sqe, w->listen_fd, NULL, NULL, 0);
+    io_uring_sqe_set_data64(sqe, cz_ud(w, OP_ACCEPT));
+    w->accept_armed = true;
+}
+
+static void pause_accept(struct worker *w)
+{
+    w->accept_paused = true;
+    if (!w->accept_armed)
+        return;
+    struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, cz_ud(w, OP_ACCEPT), 0);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        w->accept_armed = false;
+    if (cqe->res >= 0) {
+        conn_accepted(w, cqe->res);
+        if (w->nconns >= (unsigned)w->srv->cfg.max_connections) {
+            /* Make room by closing the oldest idle keep-alive connection; if
+             * there is none, stop accepting until a connection closes. */
+            conn_close_idle(w, 1);
+            if (w->nconns >= (unsigned)w->srv->cfg.max_connections && !w->accept_paused)
+                pause_accept(w);
+        }
+    } else if (cqe->res == -ENFILE || cqe->res == -EMFILE || cqe->res == -ENOMEM) {
+        /* Descriptor table full: close idle connections, retry on the next tick
+         * rather than spinning. */
+        conn_close_idle(w, 16);
+        w->accept_paused = true;
+        cz_log_warn("accept: %s; pausing accepts", strerror(-cqe->res));
+    } else if (cqe->res != -ECANCELED && cqe->res != -EAGAIN && cqe->res != -ECONNABORTED) {
+        cz_log_warn("accept: %s", strerror(-cqe->res));
+    }
+    if (!w->accept_armed && !w->accept_paused)
+        arm_accept(w);
+}
+
+static void arm_tick(struct worker *w)
+{
+    struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+    if (!sqe)
+        return;
+    w->tick_ts.tv_sec = 0;
+    w->tick_ts.tv_nsec = TICK_MS * 1000000L;
+    io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, cz_ud(w, OP_TICK));
+}
+
+static void arm_wake(struct worker *w)
+{
+    struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+    if (!sqe)
+        return;
+    io_uring_prep_read(sqe, w->wake_fd, &w->wake_buf, sizeof(w->wake_buf), 0);
+    io_uring_sqe_set_data64(sqe, cz_ud(w, OP_WAKE));
+}
+
+static void begin_stop(struct worker *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    w->stop_deadline_ms = w->now_ms + (uint64_t)w->srv->cfg.shutdown_timeout;
+    pause_accept(w);
+    /* Idle connections go now; busy ones finish their request (answered with
+     * Connection: close) and then close. */
+    conn_close_idle(w, UINT32_MAX);
+    struct list_node *h = &w->conns;
+    for (struct list_node *n = h->next; n != h; n = n->next) {
+        struct conn *c = container_of(n, struct conn, all_link);
+        if (c->state == CONN_IDLE && !c->out_head)
+            conn_close(c);
+    }
+}
+
+static void on_tick(struct worker *w)
+{
+    worker_update_date(w);
+    conn_timers_expire(w);
+    if (w->accept_paused && !w->stopping &&
+        w->nconns < (unsigned)w->srv->cfg.max_connections) {
+        w->accept_paused = false;
+        arm_accept(w);
+    }
+    if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
+        struct list_node *h = &w->conns;
+        for (struct list_node *n = h->next; n != h;) {
+            struct conn *c = container_of(n, struct conn, all_link);
+            n = n->next;
+            conn_close(c);
+        }
+    }
+    cz_filecache_tick(w);
+    arm_tick(w);
+}
+
+static void dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    void *ptr = cz_ud_ptr(ud);
+    switch (cz_ud_tag(ud)) {
+    case OP_ACCEPT:
+        on_accept(w, cqe);
+        break;
+    case OP_RECV:
+        conn_on_recv(ptr, cqe);
+        break;
+    case OP_SEND:
+        conn_on_send(ptr, cqe);
+        break;
+    case OP_SEND_ZC:
+    case OP_SPLICE:
+        cz_send_on_cqe(ptr, cz_ud_tag(ud), cqe);
+        break;
+    case OP_CLOSE:
+    case OP_SHUTDOWN:
+    case OP_CANCEL:
+        conn_on_op_done(ptr, cz_ud_tag(ud), cqe);
+        break;
+    case OP_TICK:
+        on_tick(w);
+        break;
+    case OP_WAKE:
+        begin_stop(w);
+        break;
+    case OP_MSG:
+        builtin_on_msg(w, cqe);
+        break;
+    case OP_MSG_SENT:
+        builtin_on_msg_sent(w, cqe);
+        break;
+    default:
+        break;
+    }
+}
+
+static void worker_loop(struct worker *w)
+{
+    struct io_uring *ring = &w->ring;
+    arm_accept(w);
+    arm_tick(w);
+    arm_wake(w);
+    for (;;) {
+        int rc = io_uring_submit_and_wait(ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            cz_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
+            break;
+        }
+        w->now_ms = monotonic_ms();
+        unsigned head, n = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(ring, head, cqe)
+        {
+            dispatch_cqe(w, cqe);
+            n++;
+        }
+        io_uring_cq_advance(ring, n);
+        cz_bufring_commit(&w->bufs, &w->bufs_pending);
+        conn_flush_all(w);
+        conn_free_closed(w);
+        if (w->accept_paused && !w->stopping &&
+            w->nconns < (unsigned)w->srv->cfg.max_connections && w->nconns > 0) {
+            w->accept_paused = false;
+            arm_accept(w);
+        }
+        if (w->stopping && w->nconns == 0)
+            break;
+    }
+}
+
+/* ---------- worker set-up ---------- */
+
+static int worker_build_router(struct worker *w)
+{
+    w->router = cz_router_create();
+    if (!w->router)
+        return -ENOMEM;
+    for (struct route *r = w->srv->routes; r; r = r->next) {
+        int rc = cz_router_add(w->router, r->method, r->pattern, r);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int worker_setup(struct worker *w)
+{
+    struct cz_server *srv = w->srv;
+    char *err = w->start_err;
+    size_t errlen = sizeof(w->start_err);
+    int rc = catzilla_memory_thread_init();
+    if (rc < 0) {
+        snprintf(err, errlen, "worker %u: cannot create its arenas: %s", w->id, strerror(-rc));
+        return rc;
+    }
+    struct cz_ring_params rp = {
+        .entries = (unsigned)srv->cfg.ring_entries,
+        .sqpoll = srv->cfg.sqpoll,
+        .sqpoll_cpu = -1,
+    };
+    rc = cz_ring_setup(&w->ring, &rp, err, errlen);
+    if (rc < 0)
+        return rc;
+    w->ring_ready = true;
+    w->ring_fd = w->ring.ring_fd;
+
+    rc = cz_bufring_setup(&w->ring, &w->bufs, 0, (unsigned)srv->cfg.recv_buffers,
+                          (unsigned)srv->cfg.recv_buffer_size, err, errlen);
+    if (rc < 0)
+        return rc;
+    w->registered_bytes += w->bufs.registered_bytes;
+
+    /* The direct-descriptor table bounds this worker's connections. */
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    unsigned nfiles = (unsigned)srv->cfg.max_connections + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && nfiles > rl.rlim_cur)
+        nfiles = (unsigned)rl.rlim_cur;
+    rc = io_uring_register_files_sparse(&w->ring, nfiles);
+    if (rc < 0) {
+        snprintf(err, errlen, "io_uring_register_files_sparse(%u): %s", nfiles, strerror(-rc));
+        return rc;
+    }
+    w->files_registered = nfiles;
+
+    rc = worker_build_router(w);
+    if (rc < 0) {
+        snprintf(err, errlen, "worker %u: cannot build its router: %s", w->id, strerror(-rc));
+        return rc;
+    }
+    rc = cz_send_worker_init(w, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = cz_filecache_worker_init(w, err, errlen);
+    if (rc < 0)
+        return rc;
+    worker_update_date(w);
+    w->now_ms = monotonic_ms();
+    return 0;
+}
+
+static void worker_teardown(struct worker *w)
+{
+    cz_filecache_worker_free(w);
+    cz_send_worker_free(w);
+    if (w->router)
+        cz_router_destroy(w->router);
+    w->router = NULL;
+    if (w->ring_ready) {
+        cz_bufring_teardown(&w->ring, &w->bufs);
+        io_uring_queue_exit(&w->ring);
+        w->ring_ready = false;
+    }
+    catzilla_memory_thread_exit();
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct cz_server *srv = w->srv;
+    cz_log_set_worker((int)w->id);
+    /* Signals belong to the main thread. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    int rc = worker_setup(w);
+    pthread_mutex_lock(&srv->start_lock);
+    w->start_rc = rc;
+    srv->started++;
+    pthread_cond_broadcast(&srv->start_cond);
+    /* Wait until every worker has reported, so a failed start tears all down. */
+    while (srv->started < srv->nworkers)
+        pthread_cond_wait(&srv->start_cond, &srv->start_lock);
+    bool all_ok = true;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        all_ok &= srv->workers[i].start_rc == 0;
+    pthread_mutex_unlock(&srv->start_lock);
+
+    if (all_ok)
+        worker_loop(w);
+    worker_teardown(w);
+    return NULL;
+}
+
+static int cpu_list(int *cpus, int max)
+{
+    cpu_set_t set;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        for (int i = 0; i < CPU_SETSIZE && n < max; i++)
+            if (CPU_ISSET(i, &set))
+                cpus[n++] = i;
+    }
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        for (int i = 0; i < c && n < max; i++)
+            cpus[n++] = i;
+    }
+    return n;
+}
+
+/* Registered buffers are locked memory: raise the soft limit as far as the
+ * hard limit allows, and the descriptor limit too. */
+static void raise_limits(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_MEMLOCK, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void *signal_thread(void *arg)
+{
+    struct cz_server *srv = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    while (sigwait(&set, &sig) == 0) {
+        if (sig == SIGINT || sig == SIGTERM) {
+            cz_log_info("%s: draining connections (up to %ldms)", strsignal(sig),
+                        srv->cfg.shutdown_timeout);
+            cz_server_stop(srv);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+int cz_server_run(cz_server *srv)
+{
+    const struct cz_config *cfg = &srv->cfg;
+    char *err = srv->err;
+    size_t errlen = sizeof(srv->err);
+    int rc;
+
+    if (atomic_exchange(&srv->running, true))
+        return -EBUSY;
+    signal(SIGPIPE, SIG_IGN);
+    raise_limits();
+    struct catzilla_memory_options mo = {
+        .background_thread = cfg->no_background_thread ? 0 : 1,
+        .dirty_decay_ms = cfg->dirty_decay_ms,
+        .muzzy_decay_ms = cfg->muzzy_decay_ms,
+        .metadata_thp = NULL,
+    };
+    catzilla_memory_init(&mo);
+
+    rc = cz_static_global_init(srv, err, errlen);
+    if (rc < 0)
+        goto out;
+
+    int cpus[1024];
+    int ncpu = cpu_list(cpus, 1024);
+    unsigned n = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)ncpu;
+    srv->workers = calloc(n, sizeof(*srv->workers));
+    if (!srv->workers) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    srv->nworkers = n;
+    for (unsigned i = 0; i < n; i++) {
+        srv->workers[i].listen_fd = -1;
+        srv->workers[i].wake_fd = -1;
+    }
+
+    rc = probe_port(srv, err, errlen);
+    if (rc < 0)
+        goto out;
+    srv->port = rc;
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &srv->workers[i];
+        w->srv = srv;
+        w->id = i;
+        w->cpu = cfg->no_pin ? -1 : cpus[i % (unsigned)ncpu];
+        list_init(&w->conns);
+        for (int k = 0; k < TIMER_MAX; k++)
+            list_init(&w->timers[k]);
+        rc = open_listener(srv, srv->port, true, err, errlen);
+        if (rc < 0)
+            goto out;
+        w->listen_fd = rc;
+        w->wake_fd = eventfd(0, EFD_CLOEXEC);
+        if (w->wake_fd < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "eventfd: %s", strerror(-rc));
+            goto out;
+        }
+    }
+
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_t sigthr;
+    bool sigthr_started = false;
+    if (srv->handle_signals) {
+        pthread_sigmask(SIG_BLOCK, &sigs, &old);
+        sigthr_started = pthread_create(&sigthr, NULL, signal_thread, srv) == 0;
+    }
+
+    unsigned created = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &srv->workers[i];
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (w->cpu >= 0) {
+            /* Pin before the thread runs, so its arenas' first touch is local. */
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(w->cpu, &set);
+            pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+        }
+        rc = pthread_create(&w->thread, &attr, worker_main, w);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(rc));
+            rc = -rc;
+            /* Let the started ones see a failed start and exit. */
+            pthread_mutex_lock(&srv->start_lock);
+            for (unsigned j = i; j < n; j++) {
+                srv->workers[j].start_rc = rc;
+                srv->started++;
+            }
+            pthread_cond_broadcast(&srv->start_cond);
+            pthread_mutex_unlock(&srv->start_lock);
+            break;
+        }
+        created++;
+    }
+
+    pthread_mutex_lock(&srv->start_lock);
+    while (srv->started < n)
+        pthread_cond_wait(&srv->start_cond, &srv->start_lock);
+    pthread_mutex_unlock(&srv->start_lock);
+    int start_rc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (srv->workers[i].start_rc < 0 && start_rc == 0) {
+            start_rc = srv->workers[i].start_rc;
+            if (srv->workers[i].start_err[0])
+                snprintf(err, errlen, "%s", srv->workers[i].start_err);
+        }
+    }
+    if (start_rc == 0 && rc >= 0) {
+        cz_log_info("catzilla %s listening on %s:%d with %u worker%s (%s)", CATZILLA_VERSION,
+                    cfg->bind, srv->port, n, n == 1 ? "" : "s", catzilla_memory_allocator());
+    }
+    for (unsigned i = 0; i < created; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+    if (sigthr_started) {
+        if (!atomic_load(&srv->stop_requested)) {
+            pthread_kill(sigthr, SIGTERM);
+        }
+        pthread_join(sigthr, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (rc >= 0)
+        rc = start_rc;
+    if (rc >= 0)
+        cz_log_info("stopped");
+out:
+    for (unsigned i = 0; srv->workers && i < srv->nworkers; i++) {
+        if (srv->workers[i].listen_fd >= 0)
+            close(srv->workers[i].listen_fd);
+        if (srv->workers[i].wake_fd >= 0)
+            close(srv->workers[i].wake_fd);
+        srv->workers[i].listen_fd = srv->workers[i].wake_fd = -1;
+    }
+    atomic_store(&srv->running, false);
+    return rc < 0 ? rc : 0;
+}
