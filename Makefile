@@ -98,17 +98,15 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(SUPPORT_OBJ) $(LI
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-# make test: dependencies, build, then every test binary; the memory API tests run
-# a second time against the libc build so both allocators keep one contract.
+# make test: dependencies, build, then every test binary; the memory API tests
+# also run against the libc build so both allocators keep one contract.
+LIBC_MEMTEST := $(if $(filter jemalloc,$(ALLOCATOR)),build/libc$(if $(SANITIZE),-san)/tests/unit/test_memory)
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all-tests
-	$(Q)scripts/run-tests.sh $(BUILD) $(TEST_BIN)
-ifeq ($(ALLOCATOR),jemalloc)
-ifeq ($(SANITIZE),)
-	$(Q)$(MAKE) --no-print-directory ALLOCATOR=libc build/libc/tests/unit/test_memory
-	$(Q)scripts/run-tests.sh build/libc build/libc/tests/unit/test_memory
+ifneq ($(LIBC_MEMTEST),)
+	$(Q)$(MAKE) --no-print-directory ALLOCATOR=libc $(LIBC_MEMTEST)
 endif
-endif
+	$(Q)CATZILLA_BIN=$(BIN) scripts/run-tests.sh $(TEST_BIN) $(LIBC_MEMTEST)
 
 .PHONY: all-tests
 all-tests: $(BIN) $(LIB) $(TEST_BIN) $(EXAMPLE_BIN)

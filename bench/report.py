@@ -237,16 +237,31 @@ def main():
         L.append("|---|" + "---:|" * len(builds))
         L.append("| RSS at start (MiB) | " + " | ".join(fmt(median(mem_rows[b]["rss0"]) / 1024, "mib") for b in builds) + " |")
         L.append("| RSS after the load (MiB) | " + " | ".join(fmt(median(mem_rows[b]["rss1"]) / 1024, "mib") for b in builds) + " |")
+        def stat(b, k):
+            v = median([s.get(k, math.nan) for s in mem_rows[b]["stats"]])
+            # a section whose "active" is 0 is not measured by that build (libc has no arenas)
+            active = k.rsplit(".", 1)[0] + ".active" if "." in k else "active"
+            if median([s.get(active, math.nan) for s in mem_rows[b]["stats"]]) == 0:
+                return math.nan
+            return v
         for k in mem_keys:
             cells = []
             for b in builds:
-                v = median([s.get(k, math.nan) for s in mem_rows[b]["stats"]])
+                v = stat(b, k)
                 if "fragment" in k.lower():
                     cells.append(fmt(v, "pct") if not math.isnan(v) and v <= 1 else fmt(v, "kib"))
                 else:
                     cells.append(fmt(v, "int"))
             L.append(f"| totals.{k} | " + " | ".join(cells) + " |")
         L.append("")
+        if "jemalloc" in mem_rows:
+            fr = [k for k in mem_keys if "fragment" in k.lower()]
+            if fr:
+                v = stat("jemalloc", fr[0])
+                L.append(f"Headline: jemalloc build RSS {fmt(median(mem_rows['jemalloc']['rss1']) / 1024, 'mib')} MiB "
+                         f"after the load, arena fragmentation (1 − allocated/active) {fmt(v, 'pct')}"
+                         + (f"; libc build RSS {fmt(median(mem_rows['libc']['rss1']) / 1024, 'mib')} MiB."
+                            if "libc" in mem_rows else ".") + "\n")
 
     L.append("## Notes\n")
     L.append("- nginx runs as deployed: `master_process on` with `worker_processes 1` (the master only "
@@ -346,7 +361,10 @@ def make_charts(raw, results, med, idle_med, mem_rows, env):
     # memory: idle RSS per server, and jemalloc vs libc
     if idle_med or mem_rows:
         out = os.path.join(results, "memory.png")
-        gp = term.replace("960,480", "960,420") + f"set output '{out}'\nset multiplot layout 1,2\n" + style
+        panels = (1 if idle_med else 0) + (1 if mem_rows else 0)
+        size = "960,420" if panels == 2 else "560,420"
+        gp = (term.replace("960,480", size) + f"set output '{out}'\nset multiplot layout 1,{panels}\n"
+              + style)
         gp += "set key off\nset style histogram clustered gap 1\n"
         if idle_med:
             dat = os.path.join(raw, "idle.dat")

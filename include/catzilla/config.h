@@ -68,8 +68,8 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(zerocopy,             ZEROCOPY, CZ_ZEROCOPY_AUTO, NULL, 0, 2,        "zero-copy sends: auto|on|off") \
   X(zc_threshold,         SIZE,     16384,    NULL,      0,    CZ_GIB,     "smallest body sent with SEND_ZC when zero-copy is on") \
   /* memory */ \
-  X(dirty_decay_ms,       INT,      10000,    NULL,      -1,   3600000,    "jemalloc dirty page decay for the worker arenas") \
-  X(muzzy_decay_ms,       INT,      30000,    NULL,      -1,   3600000,    "jemalloc muzzy page decay for the worker arenas") \
+  X(dirty_decay_ms,       INT,      10000,    NULL,      0,    3600000,    "jemalloc dirty page decay for the worker arenas") \
+  X(muzzy_decay_ms,       INT,      30000,    NULL,      0,    3600000,    "jemalloc muzzy page decay for the worker arenas") \
   X(no_background_thread, BOOL,     0,        NULL,      0,    1,          "disable jemalloc's background purging thread") \
   /* logging */ \
   X(log_level,            LOGLEVEL, CZ_LOG_INFO, NULL,   0,    3,          "error|warn|info|debug")

@@ -42,11 +42,11 @@ enum catzilla_arena_kind {
  * (the default unless an earlier call changed it).  Note that jemalloc's own
  * "-1 = never purge" decay cannot be requested through this struct. */
 struct catzilla_memory_options {
-    int background_thread;     /* 1 on (default), 0 off, -1 default */
-    long dirty_decay_ms;       /* default 10000 */
-    long muzzy_decay_ms;       /* default 30000 */
-    const char *metadata_thp;  /* "auto" (default), "always", "disabled"; effective
-                                  only through MALLOC_CONF before start-up */
+    int background_thread;    /* 1 on (default), 0 off, -1 default */
+    long dirty_decay_ms;      /* default 10000 */
+    long muzzy_decay_ms;      /* default 30000 */
+    const char *metadata_thp; /* "auto" (default), "always", "disabled"; effective
+                                 only through MALLOC_CONF before start-up */
 };
 
 struct catzilla_arena_stats {
@@ -59,10 +59,10 @@ struct catzilla_arena_stats {
 };
 
 struct catzilla_memory_stats {
-    const char *allocator;   /* "jemalloc" or "libc" */
-    bool per_arena;          /* false on libc or on a thread without arenas */
+    const char *allocator; /* "jemalloc" or "libc" */
+    bool per_arena;        /* false on libc or on a thread without arenas */
     struct catzilla_arena_stats arenas[CATZILLA_ARENA_MAX]; /* calling thread's */
-    struct catzilla_arena_stats thread_total; /* sum of the five above */
+    struct catzilla_arena_stats thread_total;               /* sum of the five above */
     struct {
         size_t allocated, active, resident, metadata, mapped, retained;
     } process;

@@ -286,9 +286,6 @@ int cz_config_validate(const struct cz_config *cfg, char *err, size_t errlen)
         return fail(err, errlen,
                     "--file-cache-max-file (%ld) must not exceed --file-cache-size (%ld)",
                     cfg->file_cache_max_file, cfg->file_cache_size);
-    if (cfg->max_request_line > cfg->max_header_size)
-        return fail(err, errlen, "--max-request-line (%ld) must not exceed --max-header-size (%ld)",
-                    cfg->max_request_line, cfg->max_header_size);
     if (!cfg->bind || !*cfg->bind)
         return fail(err, errlen, "--bind: empty address");
     return 0;

@@ -486,6 +486,10 @@ void conn_on_send(struct conn *c, struct io_uring_cqe *cqe)
         catzilla_response_free(c->send_ctx);
         c->send_ctx = NULL;
     }
+    if (c->state == CONN_CLOSING) {
+        conn_on_op_done(c, OP_NONE, NULL);
+        return;
+    }
     if (cqe->res < 0) {
         if (cqe->res != -EPIPE && cqe->res != -ECONNRESET && cqe->res != -ECANCELED)
             cz_log_debug("send: %s", strerror(-cqe->res));
@@ -494,8 +498,6 @@ void conn_on_send(struct conn *c, struct io_uring_cqe *cqe)
         return;
     }
     conn_output_advance(c, (size_t)cqe->res);
-    if (c->state == CONN_CLOSING)
-        return;
     conn_send(c);
 }
 
@@ -608,8 +610,10 @@ void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe)
         /* Parsed bytes were copied into request scratch: the buffer goes back now. */
         cz_bufring_recycle(&w->bufs, bid, &w->bufs_pending);
     }
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING) {
+        conn_on_op_done(c, OP_NONE, NULL);
         return;
+    }
     if (res == 0) {
         conn_on_eof(c);
         return;

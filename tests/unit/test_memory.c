@@ -117,6 +117,15 @@ static bool read_bool(const char *name)
     return v;
 }
 
+static ssize_t read_ssize(const char *name)
+{
+    ssize_t v = -2;
+    size_t len = sizeof(v);
+
+    cr_assert_eq(mallctl(name, &v, &len, NULL, 0), 0, "mallctl %s", name);
+    return v;
+}
+
 static ssize_t arena_decay(unsigned arena, const char *which)
 {
     char name[64];
@@ -221,10 +230,10 @@ Test(memory, allocations_are_owned_by_the_calling_threads_arena_of_that_kind)
         for (int k = 0; k < NKINDS; k++) {
             unsigned want = (unsigned)probes[i].index[k];
 
-            cr_assert_eq(probes[i].small_owner[k], want, "thread %d kind %d: 64 B in arena %u",
-                         i, k, probes[i].small_owner[k]);
-            cr_assert_eq(probes[i].large_owner[k], want, "thread %d kind %d: 1 MiB in arena %u",
-                         i, k, probes[i].large_owner[k]);
+            cr_assert_eq(probes[i].small_owner[k], want, "thread %d kind %d: 64 B in arena %u", i,
+                         k, probes[i].small_owner[k]);
+            cr_assert_eq(probes[i].large_owner[k], want, "thread %d kind %d: 1 MiB in arena %u", i,
+                         k, probes[i].large_owner[k]);
         }
     }
 #else
@@ -396,13 +405,11 @@ static void grow_and_check(enum catzilla_arena_kind kind)
 
         p = catzilla_realloc(kind, p, want);
         cr_assert_not_null(p, "realloc to %zu", want);
-        cr_assert(intact(p, have < want ? have : want), "contents lost at %zu -> %zu", have,
-                  want);
+        cr_assert(intact(p, have < want ? have : want), "contents lost at %zu -> %zu", have, want);
 #if CZ_ALLOCATOR_JEMALLOC
         int idx = catzilla_memory_arena_index(kind);
         if (idx >= 0)
-            cr_assert_eq(arena_of(p), (unsigned)idx, "moved to arena %u at %zu", arena_of(p),
-                         want);
+            cr_assert_eq(arena_of(p), (unsigned)idx, "moved to arena %u at %zu", arena_of(p), want);
 #endif
         fill(p, have < want ? have : want, want);
         have = want;
@@ -426,8 +433,8 @@ Test(memory, realloc_keeps_contents_and_arena)
 
 Test(memory, static_alloc_aligned_is_page_aligned_and_in_the_static_arena)
 {
-    static const size_t sizes[] = {0, 1, 100, 4095, 4096, 4097, 3 * 4096 + 1, 65536, MIB,
-                                   5 * MIB + 3};
+    static const size_t sizes[] = {0,     1,   100,        4095, 4096, 4097, 3 * 4096 + 1,
+                                   65536, MIB, 5 * MIB + 3};
     const size_t page = page_size();
 
     cr_assert_eq(catzilla_memory_thread_init(), 0);
@@ -665,8 +672,8 @@ Test(memory, init_options_apply_to_arenas_created_afterwards)
         cr_assert_eq(arena_decay(a, "dirty"), 5000, "arena %u", a);
         cr_assert_eq(arena_decay(a, "muzzy"), 7000, "arena %u", a);
     }
-    /* The automatic arenas were created before: they keep the defaults. */
-    cr_assert_eq(arena_decay(0, "dirty"), 10000);
+    /* The automatic arenas were created before: they keep the start-up value. */
+    cr_assert_eq(arena_decay(0, "dirty"), read_ssize("opt.dirty_decay_ms"));
 #endif
     catzilla_memory_thread_exit();
 }
@@ -720,7 +727,8 @@ Test(memory, init_options_also_apply_to_recycled_arenas)
     cr_assert(same_set(now, first.index), "the exited thread's arenas are reused");
     for (int k = 0; k < NKINDS; k++) {
         cr_assert_eq(arena_decay((unsigned)now[k], "dirty"), 4000);
-        cr_assert_eq(arena_decay((unsigned)now[k], "muzzy"), 30000, "-1 keeps the default");
+        cr_assert_eq(arena_decay((unsigned)now[k], "muzzy"), read_ssize("opt.muzzy_decay_ms"),
+                     "-1 keeps the default");
     }
 #else
     (void)now;
@@ -733,7 +741,6 @@ Test(memory, malloc_conf_defaults_are_honoured)
 #if CZ_ALLOCATOR_JEMALLOC
     const char *thp = NULL;
     size_t len = sizeof(thp);
-    ssize_t ms = 0;
 
     if (getenv("MALLOC_CONF") != NULL)
         cr_skip_test("MALLOC_CONF is set in the environment and overrides malloc_conf");
@@ -741,12 +748,8 @@ Test(memory, malloc_conf_defaults_are_honoured)
     cr_assert_str_eq(thp, "auto");
     cr_assert(read_bool("opt.background_thread"));
     /* jemalloc's own muzzy default is 0: 30000 can only come from malloc_conf. */
-    len = sizeof(ms);
-    cr_assert_eq(mallctl("opt.muzzy_decay_ms", &ms, &len, NULL, 0), 0);
-    cr_assert_eq(ms, 30000);
-    len = sizeof(ms);
-    cr_assert_eq(mallctl("opt.dirty_decay_ms", &ms, &len, NULL, 0), 0);
-    cr_assert_eq(ms, 10000);
+    cr_assert_eq(read_ssize("opt.muzzy_decay_ms"), 30000);
+    cr_assert_eq(read_ssize("opt.dirty_decay_ms"), 10000);
 #else
     cr_assert_str_eq(catzilla_memory_allocator(), "libc");
 #endif
@@ -754,9 +757,8 @@ Test(memory, malloc_conf_defaults_are_honoured)
 
 Test(memory, init_toggles_background_thread)
 {
-    struct catzilla_memory_options off = {.background_thread = 0,
-                                          .dirty_decay_ms = -1,
-                                          .muzzy_decay_ms = -1};
+    struct catzilla_memory_options off = {
+        .background_thread = 0, .dirty_decay_ms = -1, .muzzy_decay_ms = -1};
     struct catzilla_memory_options on = off;
 
     on.background_thread = 1;
@@ -777,29 +779,32 @@ Test(memory, init_validates_options)
                                         .muzzy_decay_ms = -1,
                                         .metadata_thp = "bogus"};
 
+    const char *running = "auto";
+#if CZ_ALLOCATOR_JEMALLOC
+    size_t len = sizeof(running);
+
+    cr_assert_eq(mallctl("opt.metadata_thp", &running, &len, NULL, 0), 0);
+#endif
+
     cr_assert_eq(catzilla_memory_init(&o), -EINVAL);
-    o.metadata_thp = "auto";
+    o.metadata_thp = running;
     cr_assert_eq(catzilla_memory_init(&o), 0, "the running value is accepted");
     o.background_thread = 2;
     cr_assert_eq(catzilla_memory_init(&o), -EINVAL);
     o.background_thread = -1;
 #if CZ_ALLOCATOR_JEMALLOC
-    if (getenv("MALLOC_CONF") == NULL) {
-        o.metadata_thp = "always";
-        cr_assert_eq(catzilla_memory_init(&o), -ENOTSUP, "metadata_thp is start-up only");
-    }
+    o.metadata_thp = strcmp(running, "always") != 0 ? "always" : "disabled";
+    cr_assert_eq(catzilla_memory_init(&o), -ENOTSUP, "metadata_thp is start-up only");
     o.metadata_thp = NULL;
     o.dirty_decay_ms = LONG_MAX;
     cr_assert_lt(catzilla_memory_init(&o), 0, "jemalloc rejects an absurd decay time");
 
     /* A rejected value must not leave the set half applied. */
-    ssize_t dirty = -2;
-    size_t len = sizeof(dirty);
     o.dirty_decay_ms = 1234;
     o.muzzy_decay_ms = LONG_MAX;
     cr_assert_lt(catzilla_memory_init(&o), 0);
-    cr_assert_eq(mallctl("arenas.dirty_decay_ms", &dirty, &len, NULL, 0), 0);
-    cr_assert_neq(dirty, 1234, "dirty_decay_ms applied although muzzy was rejected");
+    cr_assert_neq(read_ssize("arenas.dirty_decay_ms"), 1234,
+                  "dirty_decay_ms applied although muzzy was rejected");
 #endif
 }
 

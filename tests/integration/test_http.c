@@ -1,0 +1,695 @@
+/* HTTP/1.1 engine, end to end: the real binary on a loopback port, raw bytes
+ * in, exact responses out.  Keep-alive, pipelining, bodies, every limit and
+ * its status, timeouts, 405/HEAD, stats, shutdown, and start-up errors. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/harness.h"
+
+static struct server srv;
+
+static void start_default(void)
+{
+    server_start(&srv, (const char *const[]){"--header-timeout", "2s", "--keepalive-timeout",
+                                             "3s", NULL});
+}
+
+/* nginx-tests' rule: a normal run logs no error-level line. */
+static void stop_and_check_log(void)
+{
+    int st = server_stop(&srv);
+    char *log = server_log(&srv);
+    cr_expect_eq(st, 0, "server exit status %d; log:\n%s", st, log);
+    cr_expect_null(strstr(log, "Z error ["), "error in log:\n%s", log);
+    free(log);
+    unlink(srv.log_path);
+}
+
+TestSuite(http, .init = start_default, .fini = stop_and_check_log, .timeout = 30);
+
+Test(http, plaintext_and_json)
+{
+    struct response r = request_once(srv.port, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "Hello, World!");
+    cr_assert_str_eq(header(&r, "Content-Type"), "text/plain");
+    cr_assert_str_eq(header(&r, "Server"), "catzilla");
+    cr_assert_not_null(header(&r, "Date"));
+    response_free(&r);
+    r = request_once(srv.port, "GET /json HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "{\"message\":\"Hello, World!\"}");
+    cr_assert_str_eq(header(&r, "Content-Type"), "application/json");
+    response_free(&r);
+}
+
+Test(http, health)
+{
+    struct response r = request_once(srv.port, "GET /_catzilla/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "ok");
+    response_free(&r);
+}
+
+Test(http, keepalive_many_requests_one_connection)
+{
+    int fd = tcp_connect(srv.port);
+    for (int i = 0; i < 200; i++) {
+        send_str(fd, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+        struct response r;
+        cr_assert(read_response(fd, &r, false), "request %d", i);
+        cr_assert_eq(r.status, 200);
+        cr_assert_str_eq(r.body, "Hello, World!");
+        cr_assert_not(r.closed);
+        response_free(&r);
+    }
+    close(fd);
+}
+
+Test(http, http10_closes_unless_keepalive)
+{
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "GET /plaintext HTTP/1.0\r\n\r\n");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert(wait_closed(fd, 2000));
+    response_free(&r);
+    close(fd);
+
+    fd = tcp_connect(srv.port);
+    send_str(fd, "GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    response_free(&r);
+    send_str(fd, "GET /json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    response_free(&r);
+    close(fd);
+}
+
+Test(http, connection_close_is_honoured)
+{
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                 "GET /json HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(header(&r, "Connection"), "close");
+    response_free(&r);
+    /* Nothing behind Connection: close is answered. */
+    size_t n;
+    char *rest = read_all(fd, &n, 2000);
+    cr_assert_eq(n, 0, "unexpected bytes: %s", rest);
+    free(rest);
+    close(fd);
+}
+
+Test(http, pipelined_requests_answered_in_order)
+{
+    int fd = tcp_connect(srv.port);
+    char req[65536];
+    size_t n = 0;
+    const char *paths[] = {"/plaintext", "/json", "/_catzilla/health", "/nope"};
+    for (int i = 0; i < 64; i++)
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n",
+                              paths[i % 4]);
+    send_all(fd, req, n);
+    for (int i = 0; i < 64; i++) {
+        struct response r;
+        cr_assert(read_response(fd, &r, false), "response %d", i);
+        switch (i % 4) {
+        case 0:
+            cr_assert_str_eq(r.body, "Hello, World!");
+            break;
+        case 1:
+            cr_assert_str_eq(r.body, "{\"message\":\"Hello, World!\"}");
+            break;
+        case 2:
+            cr_assert_str_eq(r.body, "ok");
+            break;
+        default:
+            cr_assert_eq(r.status, 404);
+        }
+        response_free(&r);
+    }
+    close(fd);
+}
+
+Test(http, pipelined_split_at_every_offset)
+{
+    const char *two = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                      "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t len = strlen(two);
+    for (size_t cut = 1; cut < len; cut += 3) {
+        int fd = tcp_connect(srv.port);
+        send_all(fd, two, cut);
+        usleep(2000);
+        send_all(fd, two + cut, len - cut);
+        struct response r;
+        cr_assert(read_response(fd, &r, false), "cut %zu", cut);
+        cr_assert_str_eq(r.body, "hello", "cut %zu", cut);
+        response_free(&r);
+        cr_assert(read_response(fd, &r, false), "cut %zu", cut);
+        cr_assert_str_eq(r.body, "Hello, World!", "cut %zu", cut);
+        response_free(&r);
+        close(fd);
+    }
+}
+
+Test(http, echo_content_length_body)
+{
+    struct response r = request_once(srv.port, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                                "Content-Type: application/x-test\r\n"
+                                                "Content-Length: 11\r\n\r\nhello world");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "hello world");
+    cr_assert_str_eq(header(&r, "Content-Type"), "application/x-test");
+    cr_assert_str_eq(header(&r, "Content-Length"), "11");
+    response_free(&r);
+}
+
+Test(http, echo_chunked_body)
+{
+    struct response r = request_once(srv.port, "PUT /echo HTTP/1.1\r\nHost: x\r\n"
+                                                "Transfer-Encoding: chunked\r\n\r\n"
+                                                "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "hello world");
+    response_free(&r);
+}
+
+Test(http, echo_large_body)
+{
+    size_t n = 512 * 1024;
+    char *body = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)('a' + i % 26);
+    int fd = tcp_connect(srv.port);
+    char head[256];
+    snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             n);
+    send_str(fd, head);
+    send_all(fd, body, n);
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, n);
+    size_t diff = 0;
+    while (diff < n && r.body[diff] == body[diff])
+        diff++;
+    cr_assert_eq(diff, n, "first difference at byte %zu", diff);
+    response_free(&r);
+    free(body);
+    close(fd);
+}
+
+Test(http, expect_100_continue)
+{
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 100);
+    response_free(&r);
+    send_str(fd, "ping");
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "ping");
+    response_free(&r);
+    close(fd);
+}
+
+Test(http, method_not_allowed_with_allow)
+{
+    struct response r = request_once(srv.port, "DELETE /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 405);
+    cr_assert_str_eq(header(&r, "Allow"), "GET, HEAD");
+    response_free(&r);
+}
+
+Test(http, head_has_headers_but_no_body)
+{
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct response r;
+    cr_assert(read_response(fd, &r, true));
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(header(&r, "Content-Length"), "13");
+    response_free(&r);
+    /* The next response starts right after the HEAD headers: no stray body. */
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_str_eq(r.body, "{\"message\":\"Hello, World!\"}");
+    response_free(&r);
+    close(fd);
+}
+
+Test(http, not_found)
+{
+    struct response r = request_once(srv.port, "GET /no/such/thing HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 404);
+    response_free(&r);
+}
+
+struct bad_case {
+    const char *name;
+    const char *request;
+    int status;
+};
+
+/* Every error response says Connection: close and the connection closes. */
+static void expect_error(const struct bad_case *c)
+{
+    int fd = tcp_connect(srv.port);
+    send_str(fd, c->request);
+    struct response r;
+    cr_assert(read_response(fd, &r, false), "%s: no response", c->name);
+    cr_expect_eq(r.status, c->status, "%s: status %d, want %d", c->name, r.status, c->status);
+    const char *conn = header(&r, "Connection");
+    cr_expect(conn && strcmp(conn, "close") == 0, "%s: no Connection: close", c->name);
+    cr_expect(r.closed || wait_closed(fd, 3000), "%s: connection not closed", c->name);
+    response_free(&r);
+    close(fd);
+}
+
+Test(http, protocol_errors_get_exact_status)
+{
+    static const struct bad_case cases[] = {
+        {"no host in 1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+        {"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+        {"http/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+        {"http/9.9", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505},
+        {"garbage version", "GET / HTTX/1.1\r\nHost: x\r\n\r\n", 400},
+        {"unknown method", "FROB / HTTP/1.1\r\nHost: x\r\n\r\n", 501},
+        {"illegal method char", "GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"expect other", "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n"
+                         "Content-Length: 1\r\n\r\nx", 417},
+        {"cl and te", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"two cl", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                   "Content-Length: 1\r\n\r\nx", 400},
+        {"cl not decimal", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400},
+        {"cl negative", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
+        {"te not chunked", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+         501},
+        {"te in 1.0", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"bad chunk size", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "zz\r\n", 400},
+        {"space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
+        {"bad header name", "GET / HTTP/1.1\r\nHost: x\r\nX[]: y\r\n\r\n", 400},
+        {"tls hello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
+        {"binary junk", "\x01\x02\x03\xff\xfe\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_error(&cases[i]);
+}
+
+Test(http, nothing_after_an_error_is_processed)
+{
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET / HTTP/9.9\r\nHost: x\r\n\r\n"
+                 "GET /json HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    response_free(&r);
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 505);
+    response_free(&r);
+    size_t n;
+    char *rest = read_all(fd, &n, 2000);
+    cr_assert_eq(n, 0, "bytes after the error: %s", rest);
+    free(rest);
+    close(fd);
+}
+
+Test(http, leading_empty_lines_are_ignored)
+{
+    struct response r = request_once(srv.port, "\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    response_free(&r);
+}
+
+Test(http, stats_json_shape)
+{
+    struct response r = request_once(srv.port, "GET /_catzilla/stats HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(header(&r, "Content-Type"), "application/json");
+    const char *keys[] = {"\"workers\":[", "\"id\":0", "\"cpu\":", "\"connections\":",
+                          "\"requests\":", "\"registered_bytes\":", "\"arenas\":{",
+                          "\"request\":{\"index\":", "\"response\":{", "\"cache\":{",
+                          "\"static\":{", "\"task\":{", "\"allocated\":", "\"active\":",
+                          "\"resident\":", "\"metadata\":", "\"fragmentation\":", "\"totals\":{"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cr_assert_not_null(strstr(r.body, keys[i]), "missing %s in %s", keys[i], r.body);
+    response_free(&r);
+}
+
+/* ---------- limits and timeouts, each with its own flags ---------- */
+
+Test(limits, request_line_too_long_414, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--max-request-line", "128", NULL});
+    char req[512];
+    char path[300];
+    memset(path, 'a', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    expect_error(&(struct bad_case){"414", req, 414});
+    stop_and_check_log();
+}
+
+Test(limits, header_block_too_big_431, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--max-header-size", "1k", NULL});
+    char req[4096];
+    char val[2000];
+    memset(val, 'v', sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", val);
+    expect_error(&(struct bad_case){"431 size", req, 431});
+    stop_and_check_log();
+}
+
+Test(limits, too_many_headers_431, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--max-headers", "10", NULL});
+    char req[4096];
+    size_t n = (size_t)snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "X-H%d: v\r\n", i);
+    snprintf(req + n, sizeof(req) - n, "\r\n");
+    expect_error(&(struct bad_case){"431 count", req, 431});
+    stop_and_check_log();
+}
+
+Test(limits, body_too_large_413_without_100_continue, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--max-body-size", "1k", NULL});
+    expect_error(&(struct bad_case){
+        "413 cl", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413});
+    expect_error(&(struct bad_case){"413 expect",
+                                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                                    "Expect: 100-continue\r\n\r\n",
+                                    413});
+    char req[8192];
+    size_t n = (size_t)snprintf(req, sizeof(req),
+                                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 5; i++) {
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "200\r\n");
+        memset(req + n, 'x', 512);
+        n += 512;
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+    }
+    snprintf(req + n, sizeof(req) - n, "0\r\n\r\n");
+    expect_error(&(struct bad_case){"413 chunked", req, 413});
+    stop_and_check_log();
+}
+
+Test(timeouts, partial_head_gets_408, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--header-timeout", "1s", NULL});
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "GET /plaintext HTTP/1.1\r\nHo");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 408);
+    cr_assert_str_eq(header(&r, "Connection"), "close");
+    response_free(&r);
+    cr_assert(wait_closed(fd, 3000));
+    close(fd);
+    stop_and_check_log();
+}
+
+Test(timeouts, silent_connection_closed_without_response, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--header-timeout", "1s", NULL});
+    int fd = tcp_connect(srv.port);
+    size_t n;
+    char *got = read_all(fd, &n, 3000);
+    cr_assert_eq(n, 0, "unexpected: %s", got);
+    free(got);
+    close(fd);
+    stop_and_check_log();
+}
+
+Test(timeouts, slowloris_is_cut_at_the_total_deadline, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--header-timeout", "1500ms", NULL});
+    int fd = tcp_connect(srv.port);
+    const char *req = "GET /plaintext HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool closed = false;
+    for (size_t i = 0; req[i]; i++) {
+        send_all(fd, req + i, 1);
+        usleep(200000);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (el > 4.0)
+            break;
+        struct response r;
+        /* Non-blocking peek for the 408. */
+        char c;
+        if (recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) >= 0) {
+            cr_assert(read_response(fd, &r, false));
+            cr_assert_eq(r.status, 408);
+            response_free(&r);
+            closed = true;
+            break;
+        }
+    }
+    cr_assert(closed, "trickling client was not cut off");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert(el < 3.0, "cut after %.1fs, deadline was 1.5s", el);
+    close(fd);
+    stop_and_check_log();
+}
+
+Test(timeouts, idle_keepalive_closed, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--keepalive-timeout", "1s", NULL});
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    response_free(&r);
+    cr_assert(wait_closed(fd, 3000));
+    close(fd);
+    stop_and_check_log();
+}
+
+Test(timeouts, body_timeout_408, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--body-timeout", "1s", NULL});
+    int fd = tcp_connect(srv.port);
+    send_str(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 408);
+    response_free(&r);
+    close(fd);
+    stop_and_check_log();
+}
+
+Test(limits, max_keepalive_requests, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--max-keepalive-requests", "3", NULL});
+    int fd = tcp_connect(srv.port);
+    for (int i = 0; i < 3; i++) {
+        send_str(fd, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+        struct response r;
+        cr_assert(read_response(fd, &r, false));
+        cr_assert_eq(r.status, 200);
+        const char *conn = header(&r, "Connection");
+        if (i == 2)
+            cr_assert(conn && strcmp(conn, "close") == 0);
+        else
+            cr_assert_null(conn);
+        response_free(&r);
+    }
+    cr_assert(wait_closed(fd, 2000));
+    close(fd);
+    stop_and_check_log();
+}
+
+Test(limits, max_connections_pauses_accepting, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--max-connections", "4", NULL});
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = tcp_connect(srv.port);
+        send_str(fds[i], "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n");
+    }
+    usleep(200000);
+    /* A fifth client waits in the backlog, then is served once one closes. */
+    int extra = tcp_connect(srv.port);
+    send_str(extra, "GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    usleep(200000);
+    for (int i = 0; i < 4; i++) {
+        send_str(fds[i], "ok");
+        struct response r;
+        cr_assert(read_response(fds[i], &r, false));
+        cr_assert_eq(r.status, 200);
+        response_free(&r);
+        close(fds[i]);
+    }
+    struct response r;
+    cr_assert(read_response(extra, &r, false));
+    cr_assert_eq(r.status, 200);
+    response_free(&r);
+    close(extra);
+    stop_and_check_log();
+}
+
+/* ---------- workers, stats, shutdown, start-up errors ---------- */
+
+Test(server, two_workers_have_distinct_arenas, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--threads", "2", "--no-pin", NULL});
+    struct response r = request_once(srv.port, "GET /_catzilla/stats HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.body, "\"id\":1"));
+    /* Ten distinct arena indices: five per worker, none shared. */
+    int idx[16], n = 0;
+    for (const char *p = r.body; (p = strstr(p, "\"index\":")) && n < 16; p += 8)
+        idx[n++] = atoi(p + 8);
+    cr_assert_eq(n, 10, "found %d arena indices in %s", n, r.body);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            cr_assert_neq(idx[i], idx[j], "arena %d shared", idx[i]);
+    cr_assert_not_null(strstr(r.body, "\"workers\":2"));
+    response_free(&r);
+    stop_and_check_log();
+}
+
+Test(server, shutdown_drains_in_flight_request, .timeout = 30)
+{
+    server_start(&srv, NULL);
+    int busy = tcp_connect(srv.port);
+    int idle = tcp_connect(srv.port);
+    send_str(busy, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+    usleep(100000);
+    kill(srv.pid, SIGTERM);
+    usleep(200000);
+    /* The idle one is closed at once; the busy one finishes. */
+    cr_assert(wait_closed(idle, 2000));
+    send_str(busy, "cd");
+    struct response r;
+    cr_assert(read_response(busy, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "abcd");
+    cr_assert_str_eq(header(&r, "Connection"), "close");
+    response_free(&r);
+    int st;
+    cr_assert_eq(waitpid(srv.pid, &st, 0), srv.pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    srv.pid = 0;
+    close(busy);
+    close(idle);
+}
+
+static int run_binary(const char *const *args, char *out, size_t cap)
+{
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        const char *argv[32];
+        const char *bin = getenv("CATZILLA_BIN");
+        argv[0] = bin && *bin ? bin : "build/catzilla";
+        int n = 1;
+        for (int i = 0; args[i]; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < cap && (n = read(p[0], out + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(startup, bad_flags_exit_2_with_message)
+{
+    char out[4096];
+    cr_assert_eq(run_binary((const char *const[]){"--no-such-flag", NULL}, out, sizeof(out)), 2);
+    cr_assert_not_null(strstr(out, "unknown option '--no-such-flag'"), "%s", out);
+    cr_assert_eq(run_binary((const char *const[]){"--port", "x", NULL}, out, sizeof(out)), 2);
+    cr_assert_not_null(strstr(out, "--port"), "%s", out);
+    cr_assert_eq(run_binary((const char *const[]){"--recv-buffers", "1000", NULL}, out,
+                            sizeof(out)),
+                 2);
+    cr_assert_not_null(strstr(out, "power of two"), "%s", out);
+    cr_assert_eq(run_binary((const char *const[]){"--header-timeout", "soon", NULL}, out,
+                            sizeof(out)),
+                 2);
+}
+
+Test(startup, help_and_version)
+{
+    char out[65536];
+    cr_assert_eq(run_binary((const char *const[]){"--help", NULL}, out, sizeof(out)), 0);
+    cr_assert_not_null(strstr(out, "--max-request-line"));
+    cr_assert_not_null(strstr(out, "CATZILLA_MAX_REQUEST_LINE"));
+    cr_assert_eq(run_binary((const char *const[]){"--version", NULL}, out, sizeof(out)), 0);
+    cr_assert_not_null(strstr(out, "catzilla 0."));
+}
+
+Test(startup, port_in_use_is_reported, .timeout = 30)
+{
+    server_start(&srv, NULL);
+    char port[16], out[4096];
+    snprintf(port, sizeof(port), "%d", srv.port);
+    int rc = run_binary((const char *const[]){"--port", port, "--bind", "127.0.0.1", NULL}, out,
+                        sizeof(out));
+    cr_assert_eq(rc, 1);
+    cr_assert_not_null(strstr(out, "already in use"), "%s", out);
+    stop_and_check_log();
+}
+
+Test(startup, missing_root_is_reported)
+{
+    char out[4096];
+    int rc = run_binary((const char *const[]){"--port", "0", "--root", "/no/such/dir", NULL}, out,
+                        sizeof(out));
+    cr_assert_eq(rc, 1);
+    cr_assert_not_null(strstr(out, "/no/such/dir"), "%s", out);
+}
+
+Test(startup, environment_variables_set_flags, .timeout = 30)
+{
+    setenv("CATZILLA_MAX_HEADERS", "5", 1);
+    server_start(&srv, NULL);
+    unsetenv("CATZILLA_MAX_HEADERS");
+    char req[1024];
+    size_t n = (size_t)snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 8; i++)
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "X-%d: v\r\n", i);
+    snprintf(req + n, sizeof(req) - n, "\r\n");
+    expect_error(&(struct bad_case){"env max headers", req, 431});
+    stop_and_check_log();
+}

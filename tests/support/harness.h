@@ -1,0 +1,56 @@
+/* Integration-test harness: start the real catzilla binary on a loopback
+ * port (--port 0, the port is read from its log), talk raw HTTP to it, stop
+ * it with SIGTERM, and read its log. */
+#ifndef CZ_TEST_HARNESS_H
+#define CZ_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct server {
+    pid_t pid;
+    int port;
+    char log_path[256];
+};
+
+/* NULL-terminated extra arguments.  Skips the test when io_uring cannot be
+ * used here; fails it when the server does not start within 5 s. */
+void server_start(struct server *s, const char *const *args);
+/* SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL). */
+int server_stop(struct server *s);
+/* The whole log so far (malloc'ed, caller frees). */
+char *server_log(const struct server *s);
+/* True if io_uring works in this environment. */
+bool io_uring_usable(void);
+
+/* Connect to 127.0.0.1:port (blocking, with 5 s send/receive timeouts). */
+int tcp_connect(int port);
+void send_all(int fd, const void *data, size_t len);
+void send_str(int fd, const char *s);
+
+struct response {
+    int status;
+    char *head;        /* status line and headers, NUL-terminated */
+    char *body;        /* NUL-terminated, body_len bytes */
+    size_t body_len;
+    bool closed;       /* the server closed after this response */
+};
+/* Read one response (Content-Length framed, or to EOF).  head_only for HEAD.
+ * Returns false on timeout or EOF before a status line. */
+bool read_response(int fd, struct response *r, bool head_only);
+void response_free(struct response *r);
+/* Header value (NUL-terminated copy in a static buffer) or NULL. */
+const char *header(const struct response *r, const char *name);
+/* One request on a fresh connection; returns the response. */
+struct response request_once(int port, const char *raw);
+/* True if the peer closed (EOF or reset) within ms milliseconds. */
+bool wait_closed(int fd, int ms);
+/* Read everything until EOF or timeout into a malloc'ed buffer. */
+char *read_all(int fd, size_t *len, int timeout_ms);
+/* Current number of open fds of a process. */
+int count_fds(pid_t pid);
+/* Fetch /_catzilla/stats and return totals.connections, or -1. */
+long stats_connections(int port);
+
+#endif
