@@ -108,6 +108,9 @@ int main(int argc, char **argv)
         return 0;
     case CZ_MODE_CHECK_HEALTH:
         return check_health(mode_arg);
+    case CZ_MODE_HELP_MARKDOWN:
+        cz_config_print_markdown(stdout);
+        return 0;
     default:
         break;
     }

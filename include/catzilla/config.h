@@ -116,7 +116,7 @@ void cz_config_defaults(struct cz_config *cfg);
  * mode flags --help, --version, --print-config and --check-health URL through
  * *mode / *mode_arg (which may be NULL if the caller has no modes). */
 enum cz_config_mode { CZ_MODE_SERVE, CZ_MODE_HELP, CZ_MODE_VERSION, CZ_MODE_PRINT_CONFIG,
-                      CZ_MODE_CHECK_HEALTH };
+                      CZ_MODE_CHECK_HEALTH, CZ_MODE_HELP_MARKDOWN };
 int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
                     const char **mode_arg, char *err, size_t errlen);
 

@@ -241,6 +241,7 @@ int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config
         } modes[] = {{"help", CZ_MODE_HELP, false},
                      {"version", CZ_MODE_VERSION, false},
                      {"print-config", CZ_MODE_PRINT_CONFIG, false},
+                     {"help-markdown", CZ_MODE_HELP_MARKDOWN, false},
                      {"check-health", CZ_MODE_CHECK_HEALTH, true}};
         bool is_mode = false;
         for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
@@ -358,6 +359,26 @@ void cz_config_print_help(FILE *f, const char *argv0)
     fprintf(f, "  --%-24s %s\n", "print-config", "print the effective configuration and exit");
     fprintf(f, "  --%-24s %s\n", "version", "print the version and exit");
     fprintf(f, "  --%-24s %s\n", "help", "print this help and exit");
+}
+
+void cz_config_print_markdown(FILE *f)
+{
+    static const char *const type_names[] = {"integer", "power of two", "size", "duration",
+                                              "boolean", "string", "auto|on|off",
+                                              "error|warn|info|debug"};
+    struct cz_config def;
+    cz_config_defaults(&def);
+    char flag[64], env[96], val[128];
+    fprintf(f, "| Flag | Environment | Type | Default | Description |\n");
+    fprintf(f, "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct cz_option *o = &options[i];
+        cz_option_flag_name(o, flag, sizeof(flag));
+        cz_option_env_name(o, env, sizeof(env));
+        cz_option_format_value(&def, o, val, sizeof(val));
+        fprintf(f, "| `--%s` | `%s` | %s | %s%s%s | %s |\n", flag, env, type_names[o->type],
+                *val ? "`" : "", *val ? val : "none", *val ? "`" : "", o->help);
+    }
 }
 
 void cz_config_print(FILE *f, const struct cz_config *cfg)

@@ -14,5 +14,7 @@ void cz_option_format_value(const struct cz_config *cfg, const struct cz_option 
                             size_t cap);
 void cz_config_print_help(FILE *f, const char *argv0);
 void cz_config_print(FILE *f, const struct cz_config *cfg);
+/* The flag table as Markdown, for the README (checked by tests/unit/test_config.c). */
+void cz_config_print_markdown(FILE *f);
 
 #endif
