@@ -13,6 +13,7 @@
 #include "fs/send.h"
 #include "http/http.h"
 #include "http/request.h"
+#include "http/sendzc.h"
 
 #define LINGER_MS 2000
 /* Memory segments are at least this large so a burst of pipelined small
@@ -400,6 +401,10 @@ static void conn_send(struct conn *c)
         return;
     }
 
+    if (sendzc_try(c)) {
+        timer_set(c, TIMER_SEND);
+        return;
+    }
     /* Gather consecutive in-memory segments: header and cached body (and any
      * pipelined responses behind them) leave in one submission. */
     const char *ptr;
@@ -480,6 +485,21 @@ void conn_output_advance(struct conn *c, size_t n)
 
 void conn_on_send(struct conn *c, struct io_uring_cqe *cqe)
 {
+    if (c->zc_linked) {
+        /* The header half of a header + SEND_ZC pair: the body's CQE follows
+         * (cancelled if this one was short) and continues the connection. */
+        c->zc_linked = false;
+        c->inflight--;
+        if (c->state == CONN_CLOSING) {
+            conn_on_op_done(c, OP_NONE, NULL);
+            return;
+        }
+        if (cqe->res < 0)
+            c->dead = true;
+        else
+            conn_output_advance(c, (size_t)cqe->res);
+        return;
+    }
     c->inflight--;
     c->send_busy = false;
     if (c->send_ctx) {

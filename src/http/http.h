@@ -128,6 +128,7 @@ struct conn {
     bool dead : 1;                /* a fatal socket error: only wait for in-flight ops */
     bool request_started : 1;
     bool error_pending : 1;       /* a parse error response was queued */
+    bool zc_linked : 1;           /* the in-flight send is a header linked to a SEND_ZC */
     uint32_t requests;            /* served on this connection */
 
     llhttp_t parser;
@@ -191,6 +192,10 @@ struct worker {
 
     unsigned files_registered;
     size_t registered_bytes;
+
+    bool zc_enabled;     /* SEND_ZC for cached bodies (--zerocopy, measured in auto) */
+    bool zc_probing;
+    unsigned zc_probes, zc_copied;
 
     bool accept_armed;
     bool accept_paused;

@@ -24,6 +24,7 @@
 #include "fs/send.h"
 #include "fs/static.h"
 #include "http/http.h"
+#include "http/sendzc.h"
 
 #define TICK_MS 100
 
@@ -432,6 +433,8 @@ static void dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
         conn_on_send(ptr, cqe);
         break;
     case OP_SEND_ZC:
+        sendzc_on_cqe(ptr, cqe);
+        break;
     case OP_SPLICE:
         cz_send_on_cqe(ptr, cz_ud_tag(ud), cqe);
         break;
@@ -557,6 +560,7 @@ static int worker_setup(struct worker *w)
     rc = cz_filecache_worker_init(w, err, errlen);
     if (rc < 0)
         return rc;
+    sendzc_worker_init(w);
     worker_update_date(w);
     w->now_ms = monotonic_ms();
     return 0;
