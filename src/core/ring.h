@@ -5,6 +5,7 @@
 #ifndef CZ_CORE_RING_H
 #define CZ_CORE_RING_H
 
+#include <assert.h>
 #include <liburing.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +22,8 @@
 
 static inline uint64_t cz_ud(const void *ptr, unsigned tag)
 {
+    /* A misaligned object would corrupt the tag: catch it in debug builds. */
+    assert(((uintptr_t)ptr & CZ_UD_TAG_MASK) == 0);
     return (uint64_t)(uintptr_t)ptr | tag;
 }
 static inline void *cz_ud_ptr(uint64_t ud)

@@ -3,7 +3,7 @@
  * pipe-sized step at a time (each step ends the connection's turn, so a 1 GiB
  * download shares the worker fairly).  Pipes come from a small per-worker
  * pool because pipe memory is capped per user; a connection that finds the
- * pool empty waits for the next free pipe.
+ * pool empty waits, in FIFO order, for the next free pipe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +19,9 @@
 
 #define PIPE_POOL 16
 #define PIPE_SIZE (256 * 1024)
+/* conn->pipe_idx while the connection is in the waiter queue (-1: no pipe,
+ * not waiting); it keeps a connection from being queued twice. */
+#define PIPE_WAITING (-2)
 
 enum splice_stage { SPLICE_IDLE, SPLICE_FILL, SPLICE_DRAIN };
 
@@ -37,9 +40,57 @@ struct pipe_slot {
 
 struct send_pool {
     struct pipe_slot slots[PIPE_POOL];
-    struct conn *waiters[64];
-    unsigned nwaiters;
+    /* Connections waiting for a pipe: a circular FIFO that grows on demand.
+     * A fixed cap would have to close every connection beyond it, and 16
+     * pipes with a few hundred concurrent large downloads is ordinary load. */
+    struct conn **waiters;
+    unsigned wcap, whead, nwaiters;
 };
+
+static int waiter_push(struct send_pool *pool, struct conn *c)
+{
+    if (pool->nwaiters == pool->wcap) {
+        unsigned ncap = pool->wcap ? pool->wcap * 2 : 64;
+        struct conn **n = catzilla_cache_alloc(ncap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        for (unsigned i = 0; i < pool->nwaiters; i++)
+            n[i] = pool->waiters[(pool->whead + i) % pool->wcap];
+        catzilla_cache_free(pool->waiters);
+        pool->waiters = n;
+        pool->wcap = ncap;
+        pool->whead = 0;
+    }
+    pool->waiters[(pool->whead + pool->nwaiters++) % pool->wcap] = c;
+    c->pipe_idx = PIPE_WAITING;
+    return 0;
+}
+
+static struct conn *waiter_pop(struct send_pool *pool)
+{
+    if (!pool->nwaiters)
+        return NULL;
+    struct conn *c = pool->waiters[pool->whead];
+    pool->whead = (pool->whead + 1) % pool->wcap;
+    pool->nwaiters--;
+    c->pipe_idx = -1;
+    return c;
+}
+
+/* Take c out of the queue wherever it is (it closed, or found a pipe itself). */
+static void waiter_remove(struct send_pool *pool, struct conn *c)
+{
+    for (unsigned i = 0; i < pool->nwaiters; i++) {
+        if (pool->waiters[(pool->whead + i) % pool->wcap] != c)
+            continue;
+        for (unsigned k = i; k + 1 < pool->nwaiters; k++)
+            pool->waiters[(pool->whead + k) % pool->wcap] =
+                pool->waiters[(pool->whead + k + 1) % pool->wcap];
+        pool->nwaiters--;
+        break;
+    }
+    c->pipe_idx = -1;
+}
 
 static int pipe_open(struct pipe_slot *p)
 {
@@ -85,6 +136,7 @@ void cz_send_worker_free(struct worker *w)
         return;
     for (int i = 0; i < PIPE_POOL; i++)
         pipe_close(&pool->slots[i]);
+    catzilla_cache_free(pool->waiters);
     catzilla_cache_free(pool);
     w->pipes = NULL;
 }
@@ -113,6 +165,10 @@ static struct pipe_slot *pipe_get(struct send_pool *pool, struct conn *c)
             if (pipe_open(p) < 0)
                 continue;
         }
+        /* A waiter flushed for another reason can find a pipe before its
+         * wake-up: it leaves the queue so the wake-up goes to someone else. */
+        if (c->pipe_idx == PIPE_WAITING)
+            waiter_remove(pool, c);
         p->busy = true;
         p->owner = c;
         p->stage = SPLICE_IDLE;
@@ -136,15 +192,11 @@ static void pipe_put(struct worker *w, struct conn *c)
     p->busy = false;
     p->owner = NULL;
     c->pipe_idx = -1;
-    /* Wake one waiter: its flush will find the free pipe. */
-    while (pool->nwaiters) {
-        struct conn *n = pool->waiters[0];
-        memmove(pool->waiters, pool->waiters + 1, --pool->nwaiters * sizeof(pool->waiters[0]));
-        if (n->state != CONN_CLOSING) {
-            conn_schedule_flush(n);
-            break;
-        }
-    }
+    /* Wake one waiter: its flush will find the free pipe.  Closing
+     * connections left the queue in cz_send_abort. */
+    struct conn *n = waiter_pop(pool);
+    if (n)
+        conn_schedule_flush(n);
 }
 
 static int submit_drain(struct conn *c, struct pipe_slot *p)
@@ -167,10 +219,10 @@ int cz_send_file_step(struct conn *c, struct outseg *seg)
     struct send_pool *pool = (struct send_pool *)w->pipes;
     struct pipe_slot *p = pipe_get(pool, c);
     if (!p) {
-        if (pool->nwaiters >= sizeof(pool->waiters) / sizeof(pool->waiters[0]))
-            return -EAGAIN;
-        pool->waiters[pool->nwaiters++] = c;
-        return 0;
+        /* Flushed again while waiting (more output was queued): keep its place. */
+        if (c->pipe_idx == PIPE_WAITING)
+            return 0;
+        return waiter_push(pool, c);
     }
     c->send_busy = true;
     if (p->fill)
@@ -280,14 +332,8 @@ void cz_send_abort(struct conn *c)
     struct send_pool *pool = (struct send_pool *)w->pipes;
     if (!pool)
         return;
-    for (unsigned i = 0; i < pool->nwaiters; i++) {
-        if (pool->waiters[i] == c) {
-            memmove(pool->waiters + i, pool->waiters + i + 1,
-                    (pool->nwaiters - i - 1) * sizeof(pool->waiters[0]));
-            pool->nwaiters--;
-            break;
-        }
-    }
+    if (c->pipe_idx == PIPE_WAITING)
+        waiter_remove(pool, c);
     if (c->pipe_idx >= 0 && pool->slots[c->pipe_idx].ops == 0) {
         pool->slots[c->pipe_idx].dirty = pool->slots[c->pipe_idx].fill != 0;
         pipe_put(w, c);

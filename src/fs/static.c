@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,23 +113,105 @@ void cz_static_global_free(struct cz_server *srv)
     srv->mime = NULL;
 }
 
-/* A small complete response (status page) that keeps the connection. */
+/* snprintf at buf + *n that never runs past cap: on truncation *n becomes
+ * cap, which callers treat as "did not fit".  (A bare n += snprintf() goes
+ * past the buffer on truncation and the next call writes out of bounds.) */
+static void appendf(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+{
+    if (*n >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(buf + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    *n = (m < 0 || (size_t)m >= cap - *n) ? cap : *n + (size_t)m;
+}
+
+/* The part of a status page after its extra headers. */
+static int simple_response_tail(struct conn *c, const struct cz_request *req, int status)
+{
+    char buf[256];
+    size_t n = 0;
+    const char *reason = http_reason(status);
+    if (status != 304)
+        appendf(buf, sizeof(buf), &n,
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "Content-Length: %zu\r\n\r\n%s%s",
+                strlen(reason) + 1, req->head ? "" : reason, req->head ? "" : "\n");
+    else
+        appendf(buf, sizeof(buf), &n, "\r\n");
+    return n < sizeof(buf) ? out_append(c, buf, n) : -ENOBUFS;
+}
+
+/* A small complete response (status page) that keeps the connection.  The
+ * extra header lines are queued as they are, so their length is not limited
+ * by a stack buffer (out_append joins the pieces into one segment). */
 static void simple_response(struct conn *c, const struct cz_request *req, int status,
                             const char *extra_headers)
 {
-    char buf[1024];
-    const char *reason = http_reason(status);
+    char buf[512];
     size_t n = response_head_start(buf, sizeof(buf), c->w, status, c->close_after_send);
-    bool body = status != 304;
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", extra_headers ? extra_headers : "");
-    if (body)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-                              "Content-Type: text/plain; charset=utf-8\r\n"
-                              "Content-Length: %zu\r\n\r\n%s%s",
-                              strlen(reason) + 1, req->head ? "" : reason, req->head ? "" : "\n");
-    else
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\r\n");
-    if (n >= sizeof(buf) || out_append(c, buf, n) < 0)
+    int rc = out_append(c, buf, n);
+    if (rc == 0 && extra_headers)
+        rc = out_append(c, extra_headers, strlen(extra_headers));
+    if (rc == 0)
+        rc = simple_response_tail(c, req, status);
+    if (rc < 0)
+        conn_close(c);
+}
+
+/* Bytes a Location path may carry as they are (RFC 3986 pchar and '/');
+ * everything else, '%' '?' '#' included, is percent-encoded. */
+static bool location_safe(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("-._~!$&'()*+,;=:@/", ch));
+}
+
+/* 301 to the directory with its slash.  The Location is built from the
+ * sanitised path, not echoed from the target: "//host" (dot segments and
+ * empty segments collapse to the same directory) would otherwise be a
+ * protocol-relative URL, i.e. an open redirect to another host, and a target
+ * padded with "./" segments would be arbitrarily long. */
+static void redirect_to_dir(struct conn *c, const struct cz_request *req, const char *rel,
+                            size_t rl)
+{
+    char buf[512];
+    size_t n = response_head_start(buf, sizeof(buf), c->w, 301, c->close_after_send);
+    int rc = out_append(c, buf, n);
+    if (rc == 0)
+        rc = out_append(c, "Location: /", 11);
+    n = 0;
+    for (size_t i = 0; rc == 0 && i <= rl; i++) {
+        /* Flush the chunk before it could overflow, and at the end. */
+        if (i == rl || n + 3 > sizeof(buf)) {
+            rc = out_append(c, buf, n);
+            n = 0;
+        }
+        if (i == rl)
+            break;
+        unsigned char ch = (unsigned char)rel[i];
+        if (location_safe(ch)) {
+            buf[n++] = (char)ch;
+        } else {
+            buf[n++] = '%';
+            buf[n++] = "0123456789ABCDEF"[ch >> 4];
+            buf[n++] = "0123456789ABCDEF"[ch & 15];
+        }
+    }
+    if (rc == 0 && rl > 0) /* never "//": that would name a host */
+        rc = out_append(c, "/", 1);
+    if (rc == 0 && req->query.len) {
+        /* The query is the client's own, already valid in a request line. */
+        rc = out_append(c, "?", 1);
+        if (rc == 0)
+            rc = out_append(c, req->query.ptr, req->query.len);
+    }
+    if (rc == 0)
+        rc = out_append(c, "\r\n", 2);
+    if (rc == 0)
+        rc = simple_response_tail(c, req, 301);
+    if (rc < 0)
         conn_close(c);
 }
 
@@ -261,13 +344,20 @@ static int serve_file(struct conn *c, const struct cz_request *req, struct cz_ca
     struct file_reply fr;
     evaluate(w, req, e, &fr);
 
-    char head[1536];
+    char head[1024];
     size_t n = response_head_start(head, sizeof(head), w, fr.status, c->close_after_send);
-    n += (size_t)snprintf(head + n, sizeof(head) - n, "ETag: %s\r\nLast-Modified: %s\r\n", e->etag,
-                          e->last_modified);
-    if (cfg->cache_control && *cfg->cache_control)
-        n += (size_t)snprintf(head + n, sizeof(head) - n, "Cache-Control: %s\r\n",
-                              cfg->cache_control);
+    appendf(head, sizeof(head), &n, "ETag: %s\r\nLast-Modified: %s\r\n", e->etag,
+            e->last_modified);
+    int rc = n < sizeof(head) ? out_append(c, head, n) : -ENOBUFS;
+    /* The operator's Cache-Control value has no length limit: queued as it is. */
+    if (rc == 0 && cfg->cache_control && *cfg->cache_control) {
+        rc = out_append(c, "Cache-Control: ", 15);
+        if (rc == 0)
+            rc = out_append(c, cfg->cache_control, strlen(cfg->cache_control));
+        if (rc == 0)
+            rc = out_append(c, "\r\n", 2);
+    }
+    n = 0;
     uint64_t body_len = 0;
     switch (fr.status) {
     case 304:
@@ -278,11 +368,11 @@ static int serve_file(struct conn *c, const struct cz_request *req, struct cz_ca
         char cr[80] = "";
         if (fr.status == 416)
             cz_http_content_range(cr, sizeof(cr), NULL, e->size);
-        n += (size_t)snprintf(head + n, sizeof(head) - n,
-                              "%s%s%sContent-Type: text/plain; charset=utf-8\r\n"
-                              "Content-Length: %zu\r\n\r\n%s%s",
-                              *cr ? "Content-Range: " : "", cr, *cr ? "\r\n" : "",
-                              strlen(reason) + 1, req->head ? "" : reason, req->head ? "" : "\n");
+        appendf(head, sizeof(head), &n,
+                "%s%s%sContent-Type: text/plain; charset=utf-8\r\n"
+                "Content-Length: %zu\r\n\r\n%s%s",
+                *cr ? "Content-Range: " : "", cr, *cr ? "\r\n" : "", strlen(reason) + 1,
+                req->head ? "" : reason, req->head ? "" : "\n");
         fr.nranges = 0;
         break;
     }
@@ -291,29 +381,30 @@ static int serve_file(struct conn *c, const struct cz_request *req, struct cz_ca
             char cr[80];
             cz_http_content_range(cr, sizeof(cr), &fr.ranges[0], e->size);
             body_len = fr.ranges[0].len;
-            n += (size_t)snprintf(head + n, sizeof(head) - n,
-                                  "Accept-Ranges: bytes\r\nContent-Type: %s\r\n"
-                                  "Content-Range: %s\r\nContent-Length: %llu\r\n",
-                                  e->mime, cr, (unsigned long long)body_len);
+            appendf(head, sizeof(head), &n,
+                    "Accept-Ranges: bytes\r\nContent-Type: %s\r\n"
+                    "Content-Range: %s\r\nContent-Length: %llu\r\n",
+                    e->mime, cr, (unsigned long long)body_len);
         } else {
             body_len = cz_multipart_length(fr.boundary, e->mime, fr.ranges, fr.nranges, e->size);
-            n += (size_t)snprintf(head + n, sizeof(head) - n,
-                                  "Accept-Ranges: bytes\r\n"
-                                  "Content-Type: multipart/byteranges; boundary=%s\r\n"
-                                  "Content-Length: %llu\r\n",
-                                  fr.boundary, (unsigned long long)body_len);
+            appendf(head, sizeof(head), &n,
+                    "Accept-Ranges: bytes\r\n"
+                    "Content-Type: multipart/byteranges; boundary=%s\r\n"
+                    "Content-Length: %llu\r\n",
+                    fr.boundary, (unsigned long long)body_len);
         }
         break;
     default:
         body_len = e->size;
-        n += (size_t)snprintf(head + n, sizeof(head) - n,
-                              "Accept-Ranges: bytes\r\nContent-Type: %s\r\nContent-Length: %llu\r\n",
-                              e->mime, (unsigned long long)body_len);
+        appendf(head, sizeof(head), &n,
+                "Accept-Ranges: bytes\r\nContent-Type: %s\r\nContent-Length: %llu\r\n",
+                e->mime, (unsigned long long)body_len);
         break;
     }
     if (fr.status != 412 && fr.status != 416)
-        n += (size_t)snprintf(head + n, sizeof(head) - n, "\r\n");
-    int rc = n < sizeof(head) ? out_append(c, head, n) : -ENOBUFS;
+        appendf(head, sizeof(head), &n, "\r\n");
+    if (rc == 0)
+        rc = n < sizeof(head) ? out_append(c, head, n) : -ENOBUFS;
     if (rc == 0 && !req->head && (fr.status == 200 || fr.status == 206)) {
         if (fr.status == 200) {
             rc = queue_body(c, e, fd, 0, e->size);
@@ -401,14 +492,7 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
                 return 0;
             }
             /* A directory without its slash: redirect so relative links work. */
-            char loc[REL_MAX + 64];
-            int ln = snprintf(loc, sizeof(loc), "Location: %.*s/%s%.*s\r\n",
-                              (int)req->path.len, req->path.ptr, req->query.len ? "?" : "",
-                              (int)req->query.len, req->query.ptr);
-            if (ln < 0 || (size_t)ln >= sizeof(loc))
-                simple_response(c, req, 414, NULL);
-            else
-                simple_response(c, req, 301, loc);
+            redirect_to_dir(c, req, rel, rl);
             return 0;
         }
         rc = serve_file(c, req, e, rel);

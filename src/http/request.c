@@ -138,6 +138,13 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
+    /* llhttp accepts obs-fold (a line starting with whitespace continues the
+     * previous value) and reports the continuation as more value bytes;
+     * RFC 9112 lets a server reject it, and we do: it smuggles headers past
+     * proxies that unfold differently. */
+    const char *before = at > c->parse_base ? at - 1 : &c->prev_byte;
+    if (*before == '\n')
+        return fail(c, 400); /* a value span starting a line: obs-fold */
     uint32_t *h = c->hdr_offs[c->nheaders - 1];
     if (!c->last_was_value) {
         h[2] = c->scratch_len;
@@ -147,6 +154,38 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (add_header_bytes(c, len))
         return -1;
     return scratch_append(c, at, len) ? fail(c, 503) : 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    /* llhttp lets an empty field name (": value") through. */
+    if (c->nheaders == 0 || c->hdr_offs[c->nheaders - 1][1] == 0)
+        return fail(c, 400);
+    return 0;
+}
+
+static bool is_hex(char ch)
+{
+    return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
+}
+
+/* llhttp checks the target's characters; escapes are ours to check: every
+ * '%' starts two hex digits, and %00 is never acceptable. */
+static bool target_ok(const char *t, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] != '%')
+            continue;
+        if (i + 2 >= len)
+            return false;
+        if (!is_hex(t[i + 1]) || !is_hex(t[i + 2]))
+            return false;
+        if (t[i + 1] == '0' && t[i + 2] == '0')
+            return false;
+        i += 2;
+    }
+    return true;
 }
 
 static struct cz_str hdr_name(const struct conn *c, uint32_t i)
@@ -181,25 +220,36 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
     const struct cz_config *cfg = &c->w->srv->cfg;
+    /* llhttp reports a request line without a version as HTTP/0.9. */
+    if (p->http_major == 0 && p->http_minor == 9)
+        return fail(c, 400);
     if (p->http_major != 1)
         return fail(c, 505);
+    if (!target_ok(c->scratch, c->url_len))
+        return fail(c, 400);
 
     unsigned hosts = 0;
-    bool te = false;
+    bool te = false, te_other = false;
     struct cz_str expect = {NULL, 0};
     for (uint32_t i = 0; i < c->nheaders; i++) {
         struct cz_str name = hdr_name(c, i);
-        if (str_ieq(name, "host"))
+        if (str_ieq(name, "host")) {
             hosts++;
-        else if (str_ieq(name, "transfer-encoding"))
+        } else if (str_ieq(name, "transfer-encoding")) {
+            /* Only a lone "chunked" is implemented; llhttp accepts any list
+             * that ends in chunked ("gzip, chunked"). */
+            te_other |= te || !str_ieq(str_trim(hdr_value(c, i)), "chunked");
             te = true;
-        else if (str_ieq(name, "expect"))
+        } else if (str_ieq(name, "expect")) {
             expect = str_trim(hdr_value(c, i));
+        }
     }
     if (hosts > 1 || (p->http_minor == 1 && hosts == 0))
         return fail(c, 400);
     if (te && p->http_minor == 0)
         return fail(c, 400);
+    if (te_other)
+        return fail(c, 501);
 
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
@@ -297,6 +347,7 @@ static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_header_field_complete = on_header_field_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -323,15 +374,16 @@ static bool is_tchar(unsigned char ch)
  * know is a method we do not implement (501); anything else is garbage (400). */
 static int method_error_status(const char *data, size_t len, const char *err_pos)
 {
-    const char *s = data, *end = data + len;
-    while (s < end && (*s == '\r' || *s == '\n'))
-        s++;
-    if (err_pos < s || err_pos > end)
+    const char *end = data + len;
+    if (err_pos < data || err_pos >= end)
         return 400;
-    const char *t = s;
+    /* Everything before err_pos matched a known method's prefix, possibly in
+     * an earlier buffer; the rest of the token must be tchars up to a space
+     * (or to the end of what has arrived so far). */
+    const char *t = err_pos;
     while (t < end && is_tchar((unsigned char)*t))
         t++;
-    if (t == s || t == end || *t != ' ')
+    if (t == err_pos || (t < end && *t != ' '))
         return 400;
     return 501;
 }
@@ -370,7 +422,11 @@ static int error_status(struct conn *c, enum llhttp_errno e, const char *data, s
 
 size_t request_parse(struct conn *c, const char *data, size_t len)
 {
+    if (len == 0)
+        return 0;
+    c->parse_base = data;
     enum llhttp_errno e = llhttp_execute(&c->parser, data, len);
+    c->prev_byte = data[len - 1];
     size_t used = len;
     switch (e) {
     case HPE_OK:

@@ -687,7 +687,9 @@ int cz_server_run(cz_server *srv)
     int cpus[1024];
     int ncpu = cpu_list(cpus, 1024);
     unsigned n = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)ncpu;
-    srv->workers = calloc(n, sizeof(*srv->workers));
+    srv->workers = aligned_alloc(alignof(struct worker), n * sizeof(*srv->workers));
+    if (srv->workers)
+        memset(srv->workers, 0, n * sizeof(*srv->workers));
     if (!srv->workers) {
         rc = -ENOMEM;
         snprintf(err, errlen, "out of memory");

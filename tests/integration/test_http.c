@@ -693,3 +693,27 @@ Test(startup, environment_variables_set_flags, .timeout = 30)
     expect_error(&(struct bad_case){"env max headers", req, 431});
     stop_and_check_log();
 }
+
+/* Regression: the second worker's struct was not 16-byte aligned, so the
+ * tag bits of its user_data were corrupted and its accepts were dispatched
+ * as timer ticks: a third of the connections hung.  Both workers must serve,
+ * and both must answer the stats gather. */
+Test(server, every_worker_accepts_and_answers, .timeout = 60)
+{
+    server_start(&srv, (const char *const[]){"--threads", "2", "--no-pin", NULL});
+    for (int i = 0; i < 40; i++) {
+        struct response r = request_once(srv.port, i % 2 ? "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+                                                          : "GET /_catzilla/stats HTTP/1.1\r\n"
+                                                            "Host: x\r\n\r\n");
+        cr_assert_eq(r.status, 200, "request %d got %d", i, r.status);
+        response_free(&r);
+    }
+    struct response r = request_once(srv.port, "GET /_catzilla/stats HTTP/1.1\r\nHost: x\r\n\r\n");
+    const char *p = strstr(r.body, "\"id\":1");
+    cr_assert_not_null(p);
+    long reqs0 = strtol(strstr(r.body, "\"requests\":") + 11, NULL, 10);
+    long reqs1 = strtol(strstr(p, "\"requests\":") + 11, NULL, 10);
+    cr_assert(reqs0 > 0 && reqs1 > 0, "one worker served nothing: %ld / %ld", reqs0, reqs1);
+    response_free(&r);
+    stop_and_check_log();
+}

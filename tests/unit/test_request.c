@@ -1,0 +1,244 @@
+/* The request state machine without a network: bytes go straight into
+ * request_parse() on a connection of a worker that has no ring, and the
+ * responses are read back from the connection's output queue.  Table-driven;
+ * every case is also fed split at every byte offset, because a parser that is
+ * only right for whole buffers is not right. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catzilla/catzilla.h"
+#include "http/http.h"
+#include "http/request.h"
+
+static struct cz_server *srv;
+static struct worker w;
+
+static void setup(void)
+{
+    struct cz_config cfg;
+    cz_config_defaults(&cfg);
+    cfg.max_request_line = 256;
+    cfg.max_header_size = 1024;
+    cfg.max_headers = 10;
+    cfg.max_body_size = 64;
+    cr_assert_eq(cz_server_create(&cfg, &srv), 0);
+    cr_assert_eq(builtin_register(srv), 0);
+    srv->root_fd = -1;
+    catzilla_memory_thread_init();
+    memset(&w, 0, sizeof(w));
+    w.srv = srv;
+    list_init(&w.conns);
+    for (int k = 0; k < TIMER_MAX; k++)
+        list_init(&w.timers[k]);
+    w.router = cz_router_create();
+    for (struct route *r = srv->routes; r; r = r->next)
+        cr_assert_eq(cz_router_add(w.router, r->method, r->pattern, r), 0);
+    worker_update_date(&w);
+}
+
+static void teardown(void)
+{
+    cz_router_destroy(w.router);
+    cz_server_destroy(srv);
+    catzilla_memory_thread_exit();
+}
+
+TestSuite(request, .init = setup, .fini = teardown);
+
+static struct conn *conn_new(void)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    c->w = &w;
+    c->state = CONN_IDLE;
+    c->pipe_idx = -1;
+    request_parser_init(c);
+    return c;
+}
+
+/* Concatenated output and the list of statuses, e.g. "200,404". */
+static void collect(struct conn *c, char *statuses, size_t cap, char **out)
+{
+    size_t n = 0, len = 0;
+    for (struct outseg *s = c->out_head; s; s = s->next)
+        if (s->kind == SEG_MEM)
+            len += s->u.mem.len;
+    char *buf = malloc(len + 1);
+    for (struct outseg *s = c->out_head; s; s = s->next) {
+        if (s->kind == SEG_MEM) {
+            memcpy(buf + n, s->u.mem.data, s->u.mem.len);
+            n += s->u.mem.len;
+        }
+    }
+    buf[n] = '\0';
+    statuses[0] = '\0';
+    /* Status lines only: at the start of the output or right after a body. */
+    for (char *p = buf; (p = strstr(p, "HTTP/1.1 ")); p += 9) {
+        if (p[9] < '1' || p[9] > '5')
+            continue;
+        size_t l = strlen(statuses);
+        snprintf(statuses + l, cap - l, "%s%.3s", l ? "," : "", p + 9);
+    }
+    *out = buf;
+}
+
+static void conn_free(struct conn *c)
+{
+    struct outseg *s = c->out_head;
+    while (s) {
+        struct outseg *nx = s->next;
+        catzilla_response_free(s);
+        s = nx;
+    }
+    request_free(c);
+    catzilla_request_free(c->held);
+    list_del(&c->timer_link);
+    free(c);
+}
+
+struct parse_case {
+    const char *name;
+    const char *in;
+    const char *statuses;
+    bool closes;
+    const char *body_has; /* a substring the output must contain, or NULL */
+};
+
+static const struct parse_case cases[] = {
+    {"simple get", "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", "200", false, "Hello, World!"},
+    {"pipelined three", "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a"
+                        "\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+     "200,200,404", false, "{\"message\""},
+    {"echo cl", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", "200", false,
+     "\r\n\r\nabc"},
+    {"echo chunked", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
+     "200", false, "\r\n\r\nabc"},
+    {"http/1.0 closes", "GET /plaintext HTTP/1.0\r\n\r\n", "200", true, "Connection: close"},
+    {"connection close stops the pipeline",
+     "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /json HTTP/1.1\r\n"
+     "Host: a\r\n\r\n",
+     "200", true, NULL},
+    {"error stops the pipeline", "GET / HTTP/1.1\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n",
+     "400", true, "Connection: close"},
+    {"head no body", "HEAD /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", "200", false,
+     "Content-Length: 13\r\n"},
+    {"405 allow", "PUT /json HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "405", false,
+     "Allow: GET, HEAD"},
+    {"unknown method", "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", "501", true, NULL},
+    {"bad method char", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", "400", true, NULL},
+    {"version 2", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505", true, NULL},
+    {"no host", "GET / HTTP/1.1\r\n\r\n", "400", true, NULL},
+    {"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", "400", true, NULL},
+    {"long target", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n",
+     "414", true, NULL},
+    {"too many headers", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n"
+                         "F: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\nJ: 1\r\n\r\n",
+     "431", true, NULL},
+    {"body over limit", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n", "413",
+     true, NULL},
+    {"chunked over limit", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "41\r\n",
+     "", false, NULL}, /* not yet over: 65 bytes announced, none received */
+    {"expect 100", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                   "Content-Length: 2\r\n\r\nhi",
+     "100,200", false, "HTTP/1.1 100 Continue\r\n\r\n"},
+    {"expect other", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: tea\r\nContent-Length: 2\r\n\r\nhi",
+     "417", true, NULL},
+    {"cl and te", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     "400", true, NULL},
+    {"te gzip", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", "501", true,
+     NULL},
+    {"te in 1.0", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400",
+     true, NULL},
+    {"obs fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", "400", true, NULL},
+    {"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", "400", true, NULL},
+    {"no version", "GET /\r\n\r\n", "400", true, NULL},
+    {"te gzip then chunked", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked"
+                             "\r\n\r\n0\r\n\r\n",
+     "501", true, NULL},
+    {"bad escape", "GET /plaintext%zz HTTP/1.1\r\nHost: a\r\n\r\n", "400", true, NULL},
+    {"nul escape", "GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n", "400", true, NULL},
+    {"truncated escape", "GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n", "400", true, NULL},
+    {"good escape", "GET /no%20such HTTP/1.1\r\nHost: a\r\n\r\n", "404", false, NULL},
+    {"leading crlf", "\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", "200", false, NULL},
+    {"fallback index", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "200", false, "<h1>Catzilla</h1>"},
+};
+
+static void run_case(const struct parse_case *pc, size_t split)
+{
+    struct conn *c = conn_new();
+    size_t len = strlen(pc->in);
+    if (split && split < len) {
+        request_parse(c, pc->in, split);
+        if (!c->close_after_send)
+            request_parse(c, pc->in + split, len - split);
+    } else {
+        request_parse(c, pc->in, len);
+    }
+    char st[128];
+    char *out;
+    collect(c, st, sizeof(st), &out);
+    cr_assert_str_eq(st, pc->statuses, "%s (split %zu): statuses %s, want %s\n%s", pc->name,
+                     split, st, pc->statuses, out);
+    cr_assert_eq(c->close_after_send, pc->closes, "%s (split %zu): close %d", pc->name, split,
+                 c->close_after_send);
+    if (pc->body_has)
+        cr_assert_not_null(strstr(out, pc->body_has), "%s (split %zu): no '%s' in\n%s",
+                           pc->name, split, pc->body_has, out);
+    free(out);
+    conn_free(c);
+}
+
+Test(request, table_whole_buffers)
+{
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        run_case(&cases[i], 0);
+}
+
+Test(request, table_split_at_every_offset)
+{
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (size_t cut = 1; cut < strlen(cases[i].in); cut++)
+            run_case(&cases[i], cut);
+}
+
+Test(request, idle_connection_holds_no_request_memory)
+{
+    struct conn *c = conn_new();
+    const char *two = "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n";
+    request_parse(c, two, strlen(two));
+    cr_assert_null(c->scratch);
+    cr_assert_null(c->hdr_offs);
+    cr_assert_null(c->body);
+    cr_assert_eq(c->state, CONN_IDLE);
+    /* A partial request keeps what it needs, and only that. */
+    request_parse(c, "GET /plain", 10);
+    cr_assert_not_null(c->scratch);
+    cr_assert_eq(c->state, CONN_HEAD);
+    request_parse(c, "text HTTP/1.1\r\nHost: a\r\n\r\n", 26);
+    cr_assert_null(c->scratch);
+    cr_assert_eq(c->state, CONN_IDLE);
+    conn_free(c);
+}
+
+Test(request, output_backpressure_pauses_parsing)
+{
+    srv->cfg.max_output_queue = 4096;
+    struct conn *c = conn_new();
+    char buf[64 * 40];
+    size_t n = 0;
+    for (int i = 0; i < 64; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "GET /json HTTP/1.1\r\nHost: a\r\n\r\n");
+    size_t used = request_parse(c, buf, n);
+    cr_assert(c->read_paused, "parser did not pause with %zu bytes queued", c->out_bytes);
+    cr_assert_lt(used, n);
+    cr_assert_geq(c->out_bytes, 4096);
+    cr_assert_lt(c->out_bytes, 4096 + 512);
+    conn_free(c);
+}
