@@ -18,7 +18,7 @@
 #define LINGER_MS 2000
 /* Memory segments are at least this large so a burst of pipelined small
  * responses lands in one buffer and goes out in one send. */
-#define SEG_MIN_CAP (16 * 1024 - 64)
+#define SEG_MIN_CAP (8 * 1024 - 32)
 #define SEND_MAX_IOV 32
 
 static const char *const state_names[CONN_STATE_MAX] = {"idle", "head", "body", "linger",

@@ -54,12 +54,50 @@ void worker_update_date(struct worker *w)
     w->date_len = (size_t)snprintf(w->date, sizeof(w->date), "Date: %.*s\r\n", (int)n, d);
 }
 
+/* Appends a string literal or buffer; the callers size their buffers so
+ * that a head always fits (512 bytes and more for a status line, Server,
+ * Date and Connection). */
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
 size_t response_head_start(char *buf, size_t cap, struct worker *w, int status, bool close)
 {
-    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\nServer: catzilla\r\n%.*s%s", status,
-                     http_reason(status), (int)w->date_len, w->date,
-                     close ? "Connection: close\r\n" : "");
-    return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+    const char *reason = http_reason(status);
+    size_t rl = strlen(reason);
+    static const char server[] = "\r\nServer: catzilla\r\n";
+    static const char conn_close[] = "Connection: close\r\n";
+    if (cap < 13 + rl + sizeof(server) + w->date_len + sizeof(conn_close) || status < 100 ||
+        status > 999)
+        return 0;
+    /* This runs for every response: plain copies, no printf. */
+    char *p = put(buf, "HTTP/1.1 ", 9);
+    *p++ = (char)('0' + status / 100);
+    *p++ = (char)('0' + status / 10 % 10);
+    *p++ = (char)('0' + status % 10);
+    *p++ = ' ';
+    p = put(p, reason, rl);
+    p = put(p, server, sizeof(server) - 1);
+    p = put(p, w->date, w->date_len);
+    if (close)
+        p = put(p, conn_close, sizeof(conn_close) - 1);
+    return (size_t)(p - buf);
+}
+
+/* "Content-Length: N\r\n" into p; returns the end. */
+static char *put_content_length(char *p, size_t n)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    p = put(p, "Content-Length: ", 16);
+    p = put(p, digits + i, sizeof(digits) - i);
+    return put(p, "\r\n", 2);
 }
 
 void response_init(struct cz_response *res, struct conn *c, int status)
@@ -186,8 +224,7 @@ int response_finish(struct cz_response *res, const struct cz_request *req)
     size_t n = response_head_start(head, sizeof(head), c->w, res->status, c->close_after_send);
     bool bodyless = res->status == 204 || res->status == 304 || res->status < 200;
     if (!bodyless)
-        n += (size_t)snprintf(head + n, sizeof(head) - n, "Content-Length: %zu\r\n",
-                              res->body_len);
+        n = (size_t)(put_content_length(head + n, res->body_len) - head);
     /* Head, extra headers, blank line and body go into the queue back to back
      * (usually into the same segment), so one send carries them all. */
     int rc = out_append(c, head, n);
