@@ -64,6 +64,38 @@ tree_rss_kib() {
     printf '%s\n' "${total}"
 }
 
+# CPU time (clock ticks, user + system, all threads) of PID and its descendants.
+tree_cpu_ticks() {
+    local total=0 p v
+    for p in "$1" $(descendants "$1"); do
+        # fields after the last ')': state ppid ... utime is the 12th, stime the 13th
+        v=$(awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' \
+            "/proc/$p/stat" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    printf '%s\n' "${total}"
+}
+
+# cpu_ticks CPUS -> "usersys softirq steal" clock ticks summed over those CPUs (/proc/stat).
+# usersys (user + nice + system) minus the server's own ticks is CPU time that other processes
+# took on the server's CPUs; softirq is mostly loopback packet work; steal is the hypervisor's.
+cpu_ticks() {
+    awk -v list=" $(cpu_list_expand "$1") " '
+        $1 ~ /^cpu[0-9]+$/ && index(list, " " substr($1, 4) " ") {
+            us += $2 + $3 + $4; si += $7 + $8; st += $9
+        }
+        END { print us + 0, si + 0, st + 0 }' /proc/stat
+}
+
+# quiet_check CPUS: percent of one core used on CPUS over 1 s while nothing of ours runs.
+quiet_check() {
+    local a b d e
+    read -r a b _ <<<"$(cpu_ticks "$1")"
+    sleep 1
+    read -r d e _ <<<"$(cpu_ticks "$1")"
+    printf '%s\n' $(( (d - a + e - b) * 100 / CLK_TCK ))
+}
+
 # Every thread of PID and its descendants must be allowed only on CPUS. Prints offenders.
 affinity_violations() { # affinity_violations PID CPUS
     local allowed p t list c ok bad=""

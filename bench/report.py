@@ -99,8 +99,8 @@ def main():
     for r in runs:
         groups.setdefault((r["scenario"], r["server"]), []).append(r)
     for key, rows in groups.items():
-        med[key] = {f: median([num(r[f]) for r in rows])
-                    for f in ("rps", "bytes_per_sec", "p50_us", "p99_us")}
+        med[key] = {f: median([num(r.get(f)) for r in rows])
+                    for f in ("rps", "bytes_per_sec", "p50_us", "p99_us", "server_cpu_pct")}
         med[key]["n"] = len([r for r in rows if not math.isnan(num(r["rps"]))])
         for r in rows:
             n2, se = int(num(r["non2xx"]) or 0), int(num(r["socket_errors"]) or 0)
@@ -108,6 +108,13 @@ def main():
                 problems.append(f"round {r['round']} {r['scenario']} {r['server']}: no result (server did not start or wrk failed)")
             elif n2 or se:
                 problems.append(f"round {r['round']} {r['scenario']} {r['server']}: {n2} non-2xx, {se} socket errors")
+            other, steal = num(r.get("foreign_cpu_pct")), num(r.get("steal_pct"))
+            if not math.isnan(other) and other > 10:
+                problems.append(f"round {r['round']} {r['scenario']} {r['server']}: other processes took "
+                                f"{other:.0f} % of a core on the server's CPUs during the run")
+            if not math.isnan(steal) and steal > 5:
+                problems.append(f"round {r['round']} {r['scenario']} {r['server']}: {steal:.0f} % CPU steal "
+                                "(the hypervisor took the server's CPU)")
 
     idle_med = {}
     for srv in SERVERS:
@@ -209,7 +216,7 @@ def main():
              f"servers alternated within each round; figures are medians over rounds.\n")
     L.append(f"One server worker pinned to CPU {env.get('server_cpus', '?')} (`taskset`), wrk "
              f"{env.get('wrk', '?')} with {env.get('wrk_threads', '?')} thread(s) pinned to CPU "
-             f"{env.get('client_cpus', '?')}, all on 127.0.0.1. catzilla {env.get('catzilla', 'n/a')} "
+             f"{env.get('client_cpus', '?')}, all on 127.0.0.1. {env.get('catzilla', 'catzilla n/a')} "
              f"(git {env.get('git', '?')}), nginx {env.get('nginx', '?')}, h2o {env.get('h2o', '?')}.\n")
     L.append("The last column is catzilla's factor against the better of nginx and h2o for that row: "
              "above 1.00× catzilla is ahead (for throughput catzilla ÷ best peer; for latency and memory "
@@ -225,6 +232,34 @@ def main():
     for c in charts:
         L.append(f"![{c[1]}]({c[0]})")
     if charts:
+        L.append("")
+
+    eff = []
+    for label, scen in (("/plaintext, keep-alive", "plaintext"), ("/plaintext, pipelined ×16", "pipelined"),
+                        ("19 B file", "file19"), ("16 KiB file", "file16k"), ("1 MiB file", "file1m"),
+                        (f"/plaintext, {env.get('scale_threads', '2')} workers", "scaling")):
+        v, cpu = {}, {}
+        for s in present:
+            m = med.get((scen, s))
+            if m and not math.isnan(m["server_cpu_pct"]) and m["server_cpu_pct"] > 0:
+                v[s] = m["rps"] / (m["server_cpu_pct"] / 100)
+                cpu[s] = m["server_cpu_pct"]
+        if v:
+            eff.append((label, v, cpu))
+    if eff:
+        L.append("## Work per CPU\n")
+        L.append("Requests per second of server CPU time (user + system of the server's process tree, read "
+                 "from /proc over the measured run), with the server's CPU use in parentheses (100 % = one "
+                 "core). A server well below 100 % was waiting: for the client (its req/s above is then "
+                 "client-bound, and this table is the fairer comparison), or for a CPU that other processes "
+                 "took (listed under Problems). Loopback packet work (softirq) is not counted here.\n")
+        L.append("| scenario | " + " | ".join(present) + " | catzilla vs best peer |")
+        L.append("|---|" + "---:|" * len(present) + "---:|")
+        for label, v, cpu in eff:
+            adv, who = advantage(v, "higher")
+            cells = [f"{fmt(v[s], 'int')} ({cpu[s]:.0f} %)" if s in v else "n/a" for s in present]
+            L.append(f"| {label} | " + " | ".join(cells) + " | "
+                     + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
         L.append("")
 
     if mem_rows:
@@ -272,6 +307,9 @@ def main():
              "little on the /plaintext rows.")
     L.append("- Keep-alive request limits are lifted on all three (nginx `keepalive_requests`, catzilla "
              "`--max-keepalive-requests 0`; h2o has none) so that wrk's connections are never recycled.")
+    L.append("- On 2 CPUs one wrk thread on one core can be the bottleneck for small non-pipelined "
+             "requests: when several servers reach about the same req/s, look at the CPU column of "
+             "\"Work per CPU\". The pipelined row shows more of the servers' own cost.")
     L.append("- Latency rows come from the saturating /plaintext run (wrk --latency; wrk has no fixed rate), "
              "so they are latencies under full load, not at a light load.")
     L.append(f"- The scaling row runs {env.get('scale_threads', '2')} workers on CPUs "

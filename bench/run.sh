@@ -142,10 +142,11 @@ if [ "${NOFILE}" -lt $((IDLE_CONNS + 200)) ]; then
     IDLE_CONNS=$((NOFILE - 200))
 fi
 
+CLK_TCK=$(getconf CLK_TCK)
 RUNS_CSV="${RAW}/runs.csv"
 IDLE_CSV="${RAW}/idle.csv"
 MEM_CSV="${RAW}/memory.csv"
-echo "round,scenario,server,threads,conns,rps,bytes_per_sec,p50_us,p99_us,non2xx,socket_errors" >"${RUNS_CSV}"
+echo "round,scenario,server,threads,conns,rps,bytes_per_sec,p50_us,p99_us,non2xx,socket_errors,server_cpu_pct,foreign_cpu_pct,softirq_pct,steal_pct" >"${RUNS_CSV}"
 echo "round,server,conns_ok,conns_failed,closed_by_server,rss_before_kib,rss_after_kib" >"${IDLE_CSV}"
 echo "round,build,rss_start_kib,rss_after_load_kib,stats_file" >"${MEM_CSV}"
 
@@ -180,23 +181,41 @@ echo "round,build,rss_start_kib,rss_after_load_kib,stats_file" >"${MEM_CSV}"
 measure() {
     local round=$1 scen=$2 srv=$3 threads=$4 scpus=$5 ccpus=$6 cthreads=$7 conns=$8 path=$9
     shift 9
-    local port out row
+    local port out row t0 t1 c0 c1 cpu u0 s0 x0 u1 s1 x1 other
     port=$(port_of "${srv}")
     out="${RAW}/r${round}-${scen}-${srv}.txt"
     if ! start_server "${srv}" "${port}" "${scpus}" "${threads}"; then
-        echo "${round},${scen},${srv},${threads},${conns},nan,nan,nan,nan,0,0" >>"${RUNS_CSV}"
+        echo "${round},${scen},${srv},${threads},${conns},nan,nan,nan,nan,0,0,nan,nan,nan,nan" >>"${RUNS_CSV}"
         return 0
     fi
     WRK_CPUS_NOW=${ccpus} WRK_THREADS_NOW=${cthreads} \
         run_wrk "${out}.warmup" "${conns}" "${WARMUP}" "http://127.0.0.1:${port}${path}" "$@"
+    # the server's CPU use over the measured run: is the server or the client the bottleneck?
+    c0=$(tree_cpu_ticks "${SERVER_PID}")
+    read -r u0 s0 x0 <<<"$(cpu_ticks "${scpus}")"
+    t0=$(date +%s%N)
     WRK_CPUS_NOW=${ccpus} WRK_THREADS_NOW=${cthreads} \
         run_wrk "${out}" "${conns}" "${DURATION}" "http://127.0.0.1:${port}${path}" "$@"
+    c1=$(tree_cpu_ticks "${SERVER_PID}")
+    read -r u1 s1 x1 <<<"$(cpu_ticks "${scpus}")"
+    t1=$(date +%s%N)
     stop_server
+    # percent of one core over the run: the server's own CPU time; what other processes took
+    # on the server's CPUs (only meaningful when the client runs elsewhere); softirq; steal
+    read -r cpu other sirq steal <<<"$(awk -v c="$((c1 - c0))" -v u="$((u1 - u0))" \
+        -v si="$((s1 - s0))" -v st="$((x1 - x0))" -v hz="${CLK_TCK}" -v ns="$((t1 - t0))" '
+        BEGIN {
+            k = (ns > 0 ? 100 / hz / (ns / 1e9) : 0)
+            o = (u - c) * k
+            printf "%.1f %.1f %.1f %.1f\n", c * k, (o > 0 ? o : 0), si * k, st * k
+        }')"
+    if [ "${ccpus}" = "${scpus}" ]; then other=nan; fi
     row=$(parse_wrk "${out}")
-    echo "${round},${scen},${srv},${threads},${conns},${row// /,}" >>"${RUNS_CSV}"
+    echo "${round},${scen},${srv},${threads},${conns},${row// /,},${cpu},${other},${sirq},${steal}" >>"${RUNS_CSV}"
     read -r rps bps p50 p99 n2 se <<<"${row}"
-    log "$(printf 'r%s %-10s %-9s %12s req/s %10s B/s  p50 %sus p99 %sus  non2xx %s sockerr %s' \
-        "${round}" "${scen}" "${srv}" "${rps}" "${bps}" "${p50}" "${p99}" "${n2}" "${se}")"
+    log "$(printf 'r%s %-10s %-9s %12s req/s %10s B/s p50 %sus p99 %sus non2xx %s sockerr %s | CPU %s%% other %s%% softirq %s%% steal %s%%' \
+        "${round}" "${scen}" "${srv}" "${rps}" "${bps}" "${p50}" "${p99}" "${n2}" "${se}" \
+        "${cpu}" "${other}" "${sirq}" "${steal}")"
 }
 
 # idle_rss ROUND SERVER: RSS before/after IDLE_CONNS idle keep-alive connections
@@ -274,6 +293,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     order=()
     for ((k = 0; k < n; k++)); do order+=("${SERVER_LIST[$(((k + round - 1) % n))]}"); done
     log "round ${round}/${ROUNDS}: order ${order[*]}"
+    busy=$(quiet_check "${SERVER_CPUS},${CLIENT_CPUS}")
+    if [ "${busy}" -gt 10 ]; then
+        log "warning: before round ${round} the benchmark CPUs were ${busy}% busy with other work"
+        printf 'before round %s the benchmark CPUs were %s%% busy with other processes (top: %s)\n' \
+            "${round}" "${busy}" "$(ps -eo pcpu=,comm= --sort=-pcpu | head -n 3 | awk '{ printf "%s %s%%; ", $2, $1 }')" \
+            >>"${RAW}/warnings.txt"
+    fi
     for srv in "${order[@]}"; do
         only plaintext && measure "${round}" plaintext "${srv}" 1 "${SERVER_CPUS}" "${CLIENT_CPUS}" "${WRK_THREADS}" 64 /plaintext
     done
