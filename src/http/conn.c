@@ -287,11 +287,9 @@ struct outseg *out_append_pending(struct conn *c)
 int out_fill_pending(struct conn *c, struct outseg *seg, const void *data, size_t len)
 {
     struct outseg *s = seg_new_mem(len);
-    struct outseg **pp = &c->out_head, *prev = NULL;
-    while (*pp && *pp != seg) {
-        prev = *pp;
+    struct outseg **pp = &c->out_head;
+    while (*pp && *pp != seg)
         pp = &(*pp)->next;
-    }
     if (!*pp) {
         catzilla_response_free(s);
         return -ENOENT;
@@ -309,7 +307,6 @@ int out_fill_pending(struct conn *c, struct outseg *seg, const void *data, size_
     *pp = s;
     if (c->out_tail == seg)
         c->out_tail = s;
-    (void)prev;
     catzilla_response_free(seg);
     c->out_bytes += len;
     conn_schedule_flush(c);
@@ -681,7 +678,6 @@ void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
         return;
-    struct worker *w = c->w;
     c->state = CONN_CLOSING;
     timer_set(c, TIMER_NONE);
     request_abort(c);
@@ -698,7 +694,6 @@ void conn_close(struct conn *c)
     cz_send_abort(c);
     if (c->inflight == 0)
         conn_on_op_done(c, OP_NONE, NULL);
-    (void)w;
 }
 
 void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe)

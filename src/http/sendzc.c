@@ -77,8 +77,10 @@ bool sendzc_try(struct conn *c)
     }
     bs = cz_ring_sqe(&w->ring);
     if (!bs) {
-        if (hs) /* turn the reserved SQE into a no-op */
-            io_uring_prep_nop(hs), io_uring_sqe_set_data64(hs, 0);
+        if (hs) { /* turn the reserved SQE into a no-op */
+            io_uring_prep_nop(hs);
+            io_uring_sqe_set_data64(hs, 0);
+        }
         catzilla_response_free(ctx);
         return false;
     }
