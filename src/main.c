@@ -16,6 +16,13 @@
 #include "core/log.h"
 #include "http/http.h"
 
+/* Tests read this to know whether the binary can inject faults (make FAULT=1). */
+#if CZ_FAULT_INJECTION
+#define VERSION_EXTRA " (fault injection)"
+#else
+#define VERSION_EXTRA ""
+#endif
+
 /* --check-health http://HOST:PORT/PATH: exit 0 if it answers 200 within 3 s.
  * For container health checks, where the image has no curl. */
 static int check_health(const char *url)
@@ -99,9 +106,9 @@ int main(int argc, char **argv)
         cz_config_print_help(stdout, argv[0]);
         return 0;
     case CZ_MODE_VERSION:
-        printf("catzilla %s (%s, liburing, llhttp %d.%d.%d)\n", CATZILLA_VERSION,
+        printf("catzilla %s (%s, liburing, llhttp %d.%d.%d)%s\n", CATZILLA_VERSION,
                catzilla_memory_allocator(), LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
-               LLHTTP_VERSION_PATCH);
+               LLHTTP_VERSION_PATCH, VERSION_EXTRA);
         return 0;
     case CZ_MODE_PRINT_CONFIG:
         cz_config_print(stdout, &cfg);

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fault.h"
+
 #if defined(CZ_ALLOCATOR_JEMALLOC) && defined(CZ_ALLOCATOR_LIBC)
 #error "define only one of CZ_ALLOCATOR_JEMALLOC and CZ_ALLOCATOR_LIBC"
 #endif
@@ -56,6 +58,41 @@ static int check_options(const struct catzilla_memory_options *opts)
     }
     return -EINVAL;
 }
+
+#if CZ_FAULT_INJECTION
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+static unsigned long fault_env_every; /* CATZILLA_FAULT_EVERY, read once */
+static _Thread_local bool fault_armed;
+static _Thread_local unsigned long fault_every, fault_count;
+
+static void fault_read_env(void)
+{
+    const char *e = getenv("CATZILLA_FAULT_EVERY");
+
+    fault_env_every = e != NULL ? strtoul(e, NULL, 10) : 0;
+}
+
+void catzilla_memory_fault_arm(void)
+{
+    pthread_once(&fault_once, fault_read_env);
+    catzilla_memory_fault_arm_every(fault_env_every);
+}
+
+void catzilla_memory_fault_arm_every(unsigned long every)
+{
+    fault_every = every;
+    fault_count = 0;
+    fault_armed = every != 0;
+}
+
+/* True when this allocation is the one to fail. */
+static inline bool fault_hit(void)
+{
+    return fault_armed && ++fault_count % fault_every == 0;
+}
+#else
+#define fault_hit() false
+#endif
 
 static void stats_clear(struct catzilla_memory_stats *out, const char *allocator)
 {
@@ -363,6 +400,9 @@ void catzilla_memory_thread_exit(void)
     struct mem_ctx old = tls;
     int k;
 
+#if CZ_FAULT_INJECTION
+    fault_armed = false;
+#endif
     if (!old.ready)
         return;
     /* Fall back first, so nothing below can route an allocation into an arena
@@ -424,7 +464,7 @@ void *catzilla_static_alloc_aligned(size_t size)
     size_t page = os_page_size();
 
     size = page_round(size, page);
-    if (size == 0)
+    if (size == 0 || fault_hit())
         return NULL;
     return mallocx(size, tls.alloc_flags[CATZILLA_ARENA_STATIC] | MALLOCX_ALIGN(page));
 }
@@ -553,6 +593,9 @@ int catzilla_memory_thread_init(void)
 
 void catzilla_memory_thread_exit(void)
 {
+#if CZ_FAULT_INJECTION
+    fault_armed = false;
+#endif
 }
 
 int catzilla_memory_arena_index(enum catzilla_arena_kind kind)
@@ -597,7 +640,7 @@ void *catzilla_static_alloc_aligned(size_t size)
     size_t page = os_page_size();
 
     size = page_round(size, page);
-    if (size == 0)
+    if (size == 0 || fault_hit())
         return NULL;
     return aligned_alloc(page, size);
 }
@@ -637,14 +680,15 @@ const char *catzilla_memory_allocator(void)
 
 void *catzilla_alloc(enum catzilla_arena_kind kind, size_t size)
 {
-    if ((unsigned)kind >= CATZILLA_ARENA_MAX)
+    if ((unsigned)kind >= CATZILLA_ARENA_MAX || fault_hit())
         return NULL;
     return mem_alloc(kind, size);
 }
 
+/* realloc to size 0 frees: never an injected failure. */
 void *catzilla_realloc(enum catzilla_arena_kind kind, void *ptr, size_t size)
 {
-    if ((unsigned)kind >= CATZILLA_ARENA_MAX)
+    if ((unsigned)kind >= CATZILLA_ARENA_MAX || (size != 0 && fault_hit()))
         return NULL;
     return mem_realloc(kind, ptr, size);
 }
@@ -661,11 +705,11 @@ void catzilla_free(enum catzilla_arena_kind kind, void *ptr)
 #define CZ_KIND_FUNCS(name, kind)                                                                  \
     void *catzilla_##name##_alloc(size_t size)                                                     \
     {                                                                                              \
-        return mem_alloc(kind, size);                                                              \
+        return fault_hit() ? NULL : mem_alloc(kind, size);                                         \
     }                                                                                              \
     void *catzilla_##name##_realloc(void *ptr, size_t size)                                        \
     {                                                                                              \
-        return mem_realloc(kind, ptr, size);                                                       \
+        return size != 0 && fault_hit() ? NULL : mem_realloc(kind, ptr, size);                     \
     }                                                                                              \
     void catzilla_##name##_free(void *ptr)                                                         \
     {                                                                                              \

@@ -1,5 +1,5 @@
 /* File send paths.  Files too large for the cache go out zero-copy from the
- * page cache: IORING_OP_SPLICE file -> pipe linked to pipe -> socket, one
+ * page cache: IORING_OP_SPLICE file -> pipe, then pipe -> socket, one
  * pipe-sized step at a time (each step ends the connection's turn, so a 1 GiB
  * download shares the worker fairly).  Pipes come from a small per-worker
  * pool because pipe memory is capped per user; a connection that finds the
@@ -230,23 +230,23 @@ int cz_send_file_step(struct conn *c, struct outseg *seg)
 
     uint64_t left = seg->u.file.len;
     uint32_t chunk = left < p->size ? (uint32_t)left : p->size;
-    struct io_uring_sqe *a = cz_ring_sqe(&w->ring);
-    struct io_uring_sqe *b = a ? cz_ring_sqe(&w->ring) : NULL;
-    if (!a || !b) {
+    struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+    if (!sqe) {
         c->send_busy = false;
         return -EBUSY;
     }
-    /* File -> pipe, linked to pipe -> socket: one submission moves a chunk
-     * without the bytes ever entering user space. */
-    io_uring_prep_splice(a, seg->u.file.fd, (int64_t)seg->u.file.off, p->wr, -1, chunk,
+    /* File -> pipe; its completion submits pipe -> socket.  Not a linked
+     * pair: the kernel always runs splice in io-wq and looks a fixed file up
+     * only when a worker starts the request, so a linked drain would name
+     * the socket slot whenever the fill happened to finish, possibly after
+     * this connection closed and a new one was accepted into the same slot,
+     * sending this file to another client.  The drain is submitted only by
+     * a live connection, and cz_send_abort cancels one still queued. */
+    io_uring_prep_splice(sqe, seg->u.file.fd, (int64_t)seg->u.file.off, p->wr, -1, chunk,
                          SPLICE_F_MOVE);
-    a->flags |= IOSQE_IO_LINK;
-    io_uring_sqe_set_data64(a, cz_ud(c, OP_SPLICE));
-    io_uring_prep_splice(b, p->rd, -1, (int)c->fixed_fd, -1, chunk, SPLICE_F_MOVE);
-    b->flags |= IOSQE_FIXED_FILE;
-    io_uring_sqe_set_data64(b, cz_ud(c, OP_SPLICE));
-    c->inflight += 2;
-    p->ops += 2;
+    io_uring_sqe_set_data64(sqe, cz_ud(c, OP_SPLICE));
+    c->inflight++;
+    p->ops++;
     p->stage = SPLICE_FILL;
     p->chunk = chunk;
     return 0;
@@ -272,33 +272,19 @@ void cz_send_on_cqe(struct conn *c, unsigned tag, struct io_uring_cqe *cqe)
         return;
     }
     if (p->stage == SPLICE_FILL) {
-        /* First CQE of the linked pair: bytes now in the pipe.  On failure
-         * the linked drain completes with -ECANCELED; close after it. */
-        p->stage = SPLICE_DRAIN;
+        /* Bytes are in the pipe (a short fill is fine: the segment advances
+         * by what the drain sends, and the next step reads on from there). */
         if (res <= 0) {
             if (res == 0)
                 cz_log_warn("file shrank while being sent; closing the connection");
-            p->fill = 0;
-            c->dead = true;
-            if (p->ops == 0)
-                goto fail;
-            return;
+            goto fail;
         }
         p->fill += (uint32_t)res;
-        return;
-    }
-    /* Pipe -> socket. */
-    if (c->dead) {
-        if (p->ops == 0)
-            goto fail;
-        return;
-    }
-    if (res == -ECANCELED && p->fill) {
-        /* The fill was short, which broke the link: send what the pipe holds. */
         if (submit_drain(c, p) < 0)
             goto fail;
         return;
     }
+    /* Pipe -> socket. */
     if (res <= 0)
         goto fail;
     p->fill -= (uint32_t)res < p->fill ? (uint32_t)res : p->fill;
@@ -334,6 +320,18 @@ void cz_send_abort(struct conn *c)
         return;
     if (c->pipe_idx == PIPE_WAITING)
         waiter_remove(pool, c);
+    if (c->pipe_idx >= 0 && pool->slots[c->pipe_idx].ops > 0) {
+        /* A splice still queued in io-wq has not looked up the socket slot
+         * yet; conn_close is closing that slot in this same submission, and
+         * the next accept may reuse it.  Cancel by user_data (a cancel by fd
+         * cannot match a request whose file is not yet assigned).  No CQE
+         * is wanted for the cancel itself: OP_NONE is ignored. */
+        struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, cz_ud(c, OP_SPLICE), IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(sqe, 0);
+        }
+    }
     if (c->pipe_idx >= 0 && pool->slots[c->pipe_idx].ops == 0) {
         pool->slots[c->pipe_idx].dirty = pool->slots[c->pipe_idx].fill != 0;
         pipe_put(w, c);

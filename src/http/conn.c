@@ -5,6 +5,7 @@
  * server's (server.c); file bodies are the fs module's (src/fs/send.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -535,7 +536,12 @@ void conn_flush_all(struct worker *w)
 static bool hold_bytes(struct conn *c, const char *data, size_t len)
 {
     size_t have = c->held_len - c->held_off;
-    size_t limit = (size_t)c->w->srv->cfg.max_header_size + 256 * 1024;
+    /* Bytes the kernel handed over before the recv cancel took effect: at
+     * most one turn's worth of provided buffers (they are given back only at
+     * the end of a turn).  A smaller limit cut off fast pipelining clients. */
+    const struct cz_config *cfg = &c->w->srv->cfg;
+    size_t limit = (size_t)cfg->max_header_size +
+                   (size_t)cfg->recv_buffers * (size_t)cfg->recv_buffer_size;
     if (have + len > limit) {
         /* A client that keeps sending while we cannot answer: stop buffering. */
         return false;
@@ -553,6 +559,16 @@ static bool hold_bytes(struct conn *c, const char *data, size_t len)
     return true;
 }
 
+/* The client sent more than we hold while its answers are backed up: stop
+ * reading for good, deliver what is queued, then close.  Closing at once
+ * would reset the connection and could destroy those queued answers; a
+ * pipelining client retries the rest (RFC 9112, 9.3.2). */
+static void conn_stop_reading(struct conn *c)
+{
+    c->close_after_send = true;
+    conn_schedule_flush(c);
+}
+
 /* Feed bytes to the parser; on pause keep the rest for later. */
 static void conn_feed(struct conn *c, const char *data, size_t len)
 {
@@ -560,7 +576,7 @@ static void conn_feed(struct conn *c, const char *data, size_t len)
     if (c->read_paused && !c->close_after_send) {
         cancel_recv(c);
         if (used < len && !hold_bytes(c, data + used, len - used))
-            conn_close(c);
+            conn_stop_reading(c);
     }
 }
 
@@ -619,7 +635,7 @@ void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe)
                 /* Draining before close: discard. */
             } else if (c->read_paused) {
                 if (!hold_bytes(c, data, (size_t)res))
-                    conn_close(c);
+                    conn_stop_reading(c);
             } else {
                 conn_feed(c, data, (size_t)res);
             }
@@ -674,10 +690,28 @@ static void start_linger(struct conn *c)
     arm_recv(c);
 }
 
+/* c->fixed_fd once close_direct is submitted: the slot is no longer ours. */
+#define SLOT_CLOSED UINT_MAX
+
+static void close_slot(struct conn *c)
+{
+    struct io_uring_sqe *sqe = conn_sqe(c, OP_CLOSE);
+    if (sqe)
+        io_uring_prep_close_direct(sqe, c->fixed_fd);
+    c->fixed_fd = SLOT_CLOSED;
+}
+
 void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
         return;
+    /* An operation that has not started yet looks its fixed file up only
+     * when it starts: a shutdown (the kernel always runs it in io-wq) and the
+     * socket half of a linked splice.  Cancel-by-fd cannot catch those, and
+     * once the slot is closed the next accept may reuse it: they would hit
+     * that new connection.  So with either possibly in flight, the slot is
+     * closed only when nothing is in flight any more (conn_on_op_done). */
+    bool defer_slot = c->state == CONN_LINGER || c->pipe_idx >= 0;
     c->state = CONN_CLOSING;
     timer_set(c, TIMER_NONE);
     request_abort(c);
@@ -688,9 +722,8 @@ void conn_close(struct conn *c)
         io_uring_prep_cancel_fd(sqe, (int)c->fixed_fd,
                                 IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
     }
-    sqe = conn_sqe(c, OP_CLOSE);
-    if (sqe)
-        io_uring_prep_close_direct(sqe, c->fixed_fd);
+    if (!defer_slot)
+        close_slot(c);
     cz_send_abort(c);
     if (c->inflight == 0)
         conn_on_op_done(c, OP_NONE, NULL);
@@ -704,6 +737,11 @@ void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe)
         conn_close(c);
     if (c->state != CONN_CLOSING || c->inflight != 0)
         return;
+    if (c->fixed_fd != SLOT_CLOSED) {
+        close_slot(c); /* deferred by conn_close: nothing can name the slot now */
+        if (c->inflight)
+            return;
+    }
     struct worker *w = c->w;
     list_del(&c->all_link);
     list_del(&c->timer_link);

@@ -27,6 +27,9 @@ static int fail(struct conn *c, int status)
 
 static int scratch_append(struct conn *c, const char *at, size_t len)
 {
+    /* llhttp reports empty spans too; with no scratch yet, memcpy to NULL is UB. */
+    if (len == 0)
+        return 0;
     if (c->scratch_len + len > c->scratch_cap) {
         size_t cap = c->scratch_cap ? c->scratch_cap : 512;
         while (cap < c->scratch_len + len)
@@ -142,8 +145,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
      * previous value) and reports the continuation as more value bytes;
      * RFC 9112 lets a server reject it, and we do: it smuggles headers past
      * proxies that unfold differently. */
-    const char *before = at > c->parse_base ? at - 1 : &c->prev_byte;
-    if (*before == '\n')
+    /* An empty value is reported as an empty span at the start of the next
+     * line: not a fold.  A fold after an empty value ("X:\r\n b") is reported
+     * without its leading whitespace: look back over it.  (Whitespace that
+     * ended the previous buffer is not looked through.) */
+    const char *q = at;
+    while (q > c->parse_base && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    const char *before = q > c->parse_base ? q - 1 : &c->prev_byte;
+    if (len > 0 && *before == '\n')
         return fail(c, 400); /* a value span starting a line: obs-fold */
     uint32_t *h = c->hdr_offs[c->nheaders - 1];
     if (!c->last_was_value) {
@@ -323,7 +333,9 @@ static int on_message_complete(llhttp_t *p)
 
     c->requests++;
     atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
-    req.keep_alive = llhttp_should_keep_alive(p) && server_keepalive_allowed(c);
+    /* llhttp stops after an Upgrade (or CONNECT) request (HPE_PAUSED_UPGRADE)
+     * and we close: the response must say so. */
+    req.keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && server_keepalive_allowed(c);
     if (!req.keep_alive)
         c->close_after_send = true;
 
@@ -397,8 +409,13 @@ static int version_error_status(const struct conn *c, const char *data, size_t l
     const char *v = err_pos;
     while (v > data && v[-1] != ' ' && v - data > 0 && err_pos - v < 16)
         v--;
+    /* Only a well-formed version token (ending the line, or the bytes so far)
+     * can be unsupported; "HTTP/1.1x" or a bare CR after "HTTP/1.1" is
+     * malformed, and 1.0/1.1 are never "unsupported". */
     if (end - v >= 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' &&
-        v[6] == '.' && v[7] >= '0' && v[7] <= '9')
+        v[6] == '.' && v[7] >= '0' && v[7] <= '9' &&
+        (end - v == 8 || v[8] == '\r' || v[8] == '\n') &&
+        !(v[5] == '1' && (v[7] == '0' || v[7] == '1')))
         return 505;
     return 400;
 }

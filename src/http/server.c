@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "catzilla/memory.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "fs/filecache.h"
 #include "fs/send.h"
@@ -151,21 +152,14 @@ bool server_keepalive_allowed(const struct conn *c)
 
 /* ---------- dispatch ---------- */
 
+/* A short text/plain status response; header_name/value may add one header. */
 static void answer_status(struct conn *c, const struct cz_request *req, int status,
-                          const char *extra_header)
+                          const char *header_name, const char *header_value)
 {
     struct cz_response res;
     response_init(&res, c, status);
-    if (extra_header) {
-        const char *colon = strchr(extra_header, ':');
-        char name[64];
-        size_t nl = (size_t)(colon - extra_header);
-        if (colon && nl < sizeof(name)) {
-            memcpy(name, extra_header, nl);
-            name[nl] = '\0';
-            cz_response_header(&res, name, colon + 2);
-        }
-    }
+    if (header_name)
+        cz_response_header(&res, header_name, header_value);
     cz_response_header(&res, "Content-Type", "text/plain; charset=utf-8");
     const char *reason = http_reason(status);
     cz_response_write(&res, reason, strlen(reason));
@@ -183,7 +177,7 @@ void server_dispatch(struct conn *c, struct cz_request *req)
     /* A method this server does not implement at all is 501 wherever the
      * path leads, unless a route takes any method. */
     if (rr != CZ_ROUTE_FOUND && req->method < 0) {
-        answer_status(c, req, 501, NULL);
+        answer_status(c, req, 501, NULL, NULL);
         return;
     }
 
@@ -195,7 +189,7 @@ void server_dispatch(struct conn *c, struct cz_request *req)
         if (rc == -EINPROGRESS) {
             /* The handler queued its own (deferred) response. */
         } else if (rc < 0 || res.failed) {
-            answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL);
+            answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL, NULL);
         } else if (response_finish(&res, req) < 0) {
             conn_close(c);
         }
@@ -203,16 +197,16 @@ void server_dispatch(struct conn *c, struct cz_request *req)
         return;
     }
     if (rr == CZ_ROUTE_METHOD_NOT_ALLOWED) {
-        char allow[128] = "Allow: ";
-        cz_router_format_allow(req->match.allow, allow + 7, sizeof(allow) - 7);
-        answer_status(c, req, 405, allow);
+        char allow[128];
+        cz_router_format_allow(req->match.allow, allow, sizeof(allow));
+        answer_status(c, req, 405, "Allow", allow);
         return;
     }
     /* Not a route: the static file tree, if any, else 404 (501 for methods
      * this server does not implement at all). */
     if (cz_static_serve(c, req) == 0)
         return;
-    answer_status(c, req, 404, NULL);
+    answer_status(c, req, 404, NULL, NULL);
 }
 
 /* ---------- listener ---------- */
@@ -466,6 +460,10 @@ static void worker_loop(struct worker *w)
     arm_accept(w);
     arm_tick(w);
     arm_wake(w);
+#if CZ_FAULT_INJECTION
+    /* Allocations may fail from here on (CATZILLA_FAULT_EVERY); start-up never does. */
+    catzilla_memory_fault_arm();
+#endif
     for (;;) {
         int rc = io_uring_submit_and_wait(ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -87,6 +88,9 @@ void server_start(struct server *s, const char *const *args)
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* A failed assertion ends the test process: the server must not
+         * outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2);
         dup2(fd, 1);
@@ -429,4 +433,50 @@ long stats_connections(int port)
     }
     response_free(&r);
     return v;
+}
+
+void tcp_close(int fd)
+{
+    /* A buffer left behind would be handed to the next socket with this number. */
+    for (int i = 0; i < 64; i++)
+        if (rbufs[i].data && rbufs[i].fd == fd)
+            rbuf_drop(&rbufs[i]);
+    close(fd);
+}
+
+int tcp_connect_nointr(int port)
+{
+    /* connect() on a socket with SO_SNDTIMEO is never restarted: any signal,
+     * or a task_work notification (io_uring teardown in this process sets
+     * one), fails it with EINTR.  Connect non-blocking and poll instead. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    if (rc < 0) {
+        cr_assert(errno == EINPROGRESS || errno == EINTR, "connect: %s", strerror(errno));
+        long deadline = now_ms() + 5000;
+        for (;;) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            long left = deadline - now_ms();
+            cr_assert(left > 0, "connect: timed out");
+            int pr = poll(&p, 1, (int)left);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            cr_assert(pr > 0, "connect: timed out");
+            break;
+        }
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        cr_assert(err == 0, "connect: %s", strerror(err));
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
 }

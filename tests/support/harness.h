@@ -52,5 +52,10 @@ char *read_all(int fd, size_t *len, int timeout_ms);
 int count_fds(pid_t pid);
 /* Fetch /_catzilla/stats and return totals.connections, or -1. */
 long stats_connections(int port);
+/* Forget any bytes buffered for fd, then close it (use instead of close()
+ * when a response may have been left unread). */
+void tcp_close(int fd);
+/* tcp_connect that survives EINTR (tcp_connect fails the test on it). */
+int tcp_connect_nointr(int port);
 
 #endif
