@@ -141,7 +141,8 @@ struct conn {
     uint32_t (*hdr_offs)[4];       /* name off, name len, value off, value len */
     uint32_t hdr_offs_cap;
     bool last_was_value;
-    char prev_byte;                /* last byte of the previous buffer parsed */
+    char tail[3];                  /* last bytes of the previous buffer parsed */
+    uint8_t check_end;             /* paused to check the 2 or 4 line-end bytes before */
     const char *parse_base;        /* start of the buffer being parsed */
     char *body;
     size_t body_len, body_cap;

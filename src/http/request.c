@@ -152,7 +152,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     const char *q = at;
     while (q > c->parse_base && (q[-1] == ' ' || q[-1] == '\t'))
         q--;
-    const char *before = q > c->parse_base ? q - 1 : &c->prev_byte;
+    const char *before = q > c->parse_base ? q - 1 : &c->tail[2];
     if (len > 0 && *before == '\n')
         return fail(c, 400); /* a value span starting a line: obs-fold */
     uint32_t *h = c->hdr_offs[c->nheaders - 1];
@@ -283,7 +283,18 @@ static int on_headers_complete(llhttp_t *p)
             list_add_tail(&c->w->timers[TIMER_BODY], &c->timer_link);
         }
     }
-    return 0;
+    /* Pause so request_parse can check the bytes that ended the head: llhttp
+     * accepts a bare CR there ("\r\r\n"). */
+    c->check_end = 4;
+    return HPE_PAUSED;
+}
+
+/* llhttp does not check the CRLF after chunk data ("abcXY" passes): pause
+ * so request_parse can. */
+static int on_chunk_complete(llhttp_t *p)
+{
+    parser_conn(p)->check_end = 2;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -362,6 +373,7 @@ static const llhttp_settings_t settings = {
     .on_header_field_complete = on_header_field_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_complete = on_chunk_complete,
     .on_message_complete = on_message_complete,
 };
 
@@ -437,13 +449,43 @@ static int error_status(struct conn *c, enum llhttp_errno e, const char *data, s
     }
 }
 
+/* The n bytes before pos (some may be the tail of the previous buffer) must
+ * be CRLF (n = 2, after chunk data) or CRLF CRLF (n = 4, the end of a head). */
+static bool line_end_ok(const struct conn *c, const char *data, const char *pos, int n)
+{
+    char last[4];
+    for (int i = 0; i < n; i++) {
+        ptrdiff_t at = (pos - data) - n + i;
+        last[i] = at >= 0 ? data[at] : at >= -3 ? c->tail[3 + at] : '\0';
+    }
+    return memcmp(last, "\r\n\r\n", (size_t)n) == 0;
+}
+
 size_t request_parse(struct conn *c, const char *data, size_t len)
 {
     if (len == 0)
         return 0;
     c->parse_base = data;
     enum llhttp_errno e = llhttp_execute(&c->parser, data, len);
-    c->prev_byte = data[len - 1];
+    while (e == HPE_PAUSED && c->check_end) {
+        int n = c->check_end;
+        c->check_end = 0;
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        if (!pos || pos < data || pos > data + len || !line_end_ok(c, data, pos, n)) {
+            c->error_status = 400;
+            e = HPE_USER;
+            break;
+        }
+        llhttp_resume(&c->parser);
+        e = llhttp_execute(&c->parser, pos, len - (size_t)(pos - data));
+    }
+    /* Remember the last bytes for checks that look back across buffers. */
+    if (len >= sizeof(c->tail)) {
+        memcpy(c->tail, data + len - sizeof(c->tail), sizeof(c->tail));
+    } else {
+        memmove(c->tail, c->tail + len, sizeof(c->tail) - len);
+        memcpy(c->tail + sizeof(c->tail) - len, data, len);
+    }
     size_t used = len;
     switch (e) {
     case HPE_OK:
