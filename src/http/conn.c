@@ -239,48 +239,54 @@ int out_append(struct conn *c, const void *data, size_t len)
     return 0;
 }
 
-int out_append_cached(struct conn *c, struct cz_cache_entry *e, const char *ptr, uint32_t len)
+/* A zeroed non-memory segment of that kind. */
+static struct outseg *seg_new(enum seg_kind kind)
 {
     struct outseg *s = catzilla_response_alloc(sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    s->next = NULL;
-    s->kind = SEG_CACHED;
-    s->sent = 0;
-    s->u.cached.entry = e;
-    s->u.cached.ptr = ptr;
-    s->u.cached.len = len;
+    if (s) {
+        memset(s, 0, sizeof(*s));
+        s->kind = kind;
+    }
+    return s;
+}
+
+/* Link s at the tail; len bytes more are queued. */
+static void seg_queue(struct conn *c, struct outseg *s, uint64_t len)
+{
     seg_link(c, s);
     c->out_bytes += len;
     conn_schedule_flush(c);
+}
+
+int out_append_cached(struct conn *c, struct cz_cache_entry *e, const char *ptr, uint32_t len)
+{
+    struct outseg *s = seg_new(SEG_CACHED);
+    if (!s)
+        return -ENOMEM;
+    s->u.cached.entry = e;
+    s->u.cached.ptr = ptr;
+    s->u.cached.len = len;
+    seg_queue(c, s, len);
     return 0;
 }
 
 int out_append_file(struct conn *c, int fd, uint64_t off, uint64_t len)
 {
-    struct outseg *s = catzilla_response_alloc(sizeof(*s));
+    struct outseg *s = seg_new(SEG_FILE);
     if (!s)
         return -ENOMEM;
-    s->next = NULL;
-    s->kind = SEG_FILE;
-    s->sent = 0;
     s->u.file.fd = fd;
     s->u.file.off = off;
     s->u.file.len = len;
-    seg_link(c, s);
-    c->out_bytes += len;
-    conn_schedule_flush(c);
+    seg_queue(c, s, len);
     return 0;
 }
 
 struct outseg *out_append_pending(struct conn *c)
 {
-    struct outseg *s = catzilla_response_alloc(sizeof(*s));
-    if (!s)
-        return NULL;
-    memset(s, 0, sizeof(*s));
-    s->kind = SEG_PENDING;
-    seg_link(c, s);
+    struct outseg *s = seg_new(SEG_PENDING);
+    if (s)
+        seg_link(c, s);
     return s;
 }
 
