@@ -95,7 +95,7 @@ static int fresh(int *fd, int port)
 {
     if (*fd >= 0)
         tcp_close(*fd);
-    *fd = tcp_connect_nointr(port);
+    *fd = tcp_connect(port);
     return *fd;
 }
 

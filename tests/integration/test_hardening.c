@@ -111,7 +111,7 @@ struct bad {
 
 static void expect_error(const struct bad *b)
 {
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     send_all(fd, b->data, b->len);
     struct response r;
     cr_assert(read_response(fd, &r, false), "%s: no response", b->name);
@@ -171,7 +171,7 @@ Test(hardening, empty_header_values_are_accepted)
         "GET /plaintext HTTP/1.1\r\nX-Empty:\t\r\n" H "\r\n",
         "GET /plaintext HTTP/1.1\r\nHost:\r\n\r\n", /* RFC 9112, 3.2: may be empty */
     };
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
         send_str(fd, reqs[i]);
         struct response r;
@@ -248,7 +248,8 @@ Test(hardening, bad_transfer_encoding_and_chunks)
 /* Non-strict llhttp (the default build of its C sources) skips the two bytes
  * after chunk data whatever they are, and takes "\r\r\n" as the end of the
  * head: a front end that frames these differently can be desynchronised
- * (request smuggling).  Fixed by compiling llhttp with LLHTTP_STRICT_MODE=1. */
+ * (request smuggling).  request.c checks those bytes itself (llhttp's
+ * LLHTTP_STRICT_MODE=1 would also reject both). */
 Test(hardening, lenient_llhttp_framing_is_rejected)
 {
     static const struct bad cases[] = {
@@ -342,7 +343,7 @@ Test(hardening, body_over_limit_is_413_before_the_body)
 {
     /* The head alone gets the answer: the client has sent no body byte, and
      * with Expect: 100-continue no interim 100 comes first. */
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     send_str(fd, "PUT /echo HTTP/1.1\r\n" H "Content-Length: 104857600\r\n"
                  "Expect: 100-continue\r\n\r\n");
     long t0 = now_ms();
@@ -363,7 +364,7 @@ Test(hardening, body_over_limit_is_413_before_the_body)
 
 Test(hardening, smuggled_request_behind_an_error_is_not_processed)
 {
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     send_str(fd, "GET /plaintext HTTP/1.1\r\n" H "\r\n"
                  "POST /echo HTTP/1.1\r\n" H "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"
                  "\r\n0\r\n\r\nGET /json HTTP/1.1\r\n" H "\r\n");
@@ -386,7 +387,7 @@ Test(hardening, implemented_elsewhere_method_is_501_and_keeps_the_connection)
 {
     /* A method llhttp knows but nothing here implements is a well-formed
      * request: 501, and the connection goes on. */
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     send_str(fd, "PROPFIND / HTTP/1.1\r\n" H "\r\nGET /plaintext HTTP/1.1\r\n" H "\r\n");
     struct response r;
     cr_assert(read_response(fd, &r, false));
@@ -400,7 +401,7 @@ Test(hardening, implemented_elsewhere_method_is_501_and_keeps_the_connection)
 
 Test(hardening, upgrade_request_is_answered_with_connection_close)
 {
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     send_str(fd, "GET /plaintext HTTP/1.1\r\n" H "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
                  "GET /json HTTP/1.1\r\n" H "\r\n");
     struct response r;
@@ -454,7 +455,7 @@ Test(hardening, reset_during_a_large_echo_response)
     char *body = malloc(len);
     memset(body, 'e', len);
     for (int round = 0; round < 3; round++) {
-        int fd = tcp_connect_nointr(srv.port);
+        int fd = tcp_connect(srv.port);
         char head[128];
         snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\n" H "Content-Length: %zu\r\n\r\n",
                  len);
@@ -477,7 +478,7 @@ Test(hardening, reset_during_a_pipelined_burst)
                               : i % 3 == 1 ? "/json"
                                            : "/_catzilla/stats");
     for (int round = 0; round < 5; round++) {
-        int fd = tcp_connect_nointr(srv.port);
+        int fd = tcp_connect(srv.port);
         for (int k = 0; k < 10; k++)
             send_all(fd, req, n);
         read_some(fd, (size_t)round * 3000 + 100);
@@ -571,7 +572,7 @@ Test(hardening, client_that_stops_reading_is_held_back_and_freed)
  * none twice. */
 Test(hardening, pipelined_flood_answered_completely)
 {
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     enum { TOTAL = 100000 };
     static char req[40 * 1000];
@@ -634,7 +635,7 @@ Test(hardening, pipelined_flood_answered_completely)
 
 Test(hardening, half_close_after_complete_requests_still_answered)
 {
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     send_str(fd, "GET /plaintext HTTP/1.1\r\n" H "\r\n"
                  "POST /echo HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\nabc"
                  "GET /json HTTP/1.1\r\n" H "\r\n");
@@ -653,7 +654,7 @@ Test(hardening, half_close_after_complete_requests_still_answered)
     tcp_close(fd);
 
     /* Half-closed in the middle of a head: nothing to answer, just closed. */
-    fd = tcp_connect_nointr(srv.port);
+    fd = tcp_connect(srv.port);
     send_str(fd, "GET /plaintext HTTP/1.1\r\nHo");
     shutdown(fd, SHUT_WR);
     size_t n;
@@ -668,7 +669,7 @@ Test(hardening, client_vanishes_during_a_large_upload)
     static char chunk[64 * 1024];
     memset(chunk, 'u', sizeof(chunk));
     for (int round = 0; round < 4; round++) {
-        int fd = tcp_connect_nointr(srv.port);
+        int fd = tcp_connect(srv.port);
         send_str(fd, round % 2 ? "POST /echo HTTP/1.1\r\n" H "Content-Length: 1000000\r\n\r\n"
                                : "POST /echo HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
                                  "100000\r\n");
@@ -699,12 +700,12 @@ Test(saturation, fifty_clients_against_eight_busy_slots)
     enum { N = 50, SLOTS = 8 };
     int fds[N];
     for (int i = 0; i < SLOTS; i++) {
-        fds[i] = tcp_connect_nointr(srv.port);
+        fds[i] = tcp_connect(srv.port);
         send_str(fds[i], "POST /echo HTTP/1.1\r\n" H "Content-Length: 40\r\n\r\n0123456789");
     }
     usleep(200000);
     for (int i = SLOTS; i < N; i++) {
-        fds[i] = tcp_connect_nointr(srv.port); /* completes in the kernel's backlog */
+        fds[i] = tcp_connect(srv.port); /* completes in the kernel's backlog */
         send_str(fds[i], "GET /plaintext HTTP/1.1\r\n" H "\r\n");
     }
     /* Nobody beyond the slots is served while they are busy. */

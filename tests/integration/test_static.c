@@ -225,7 +225,7 @@ static void start(const char *const *extra)
 /* One request on a fresh connection (request_once, but EINTR-proof). */
 static struct response request_raw(const char *raw)
 {
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     send_str(fd, raw);
     struct response r;
     if (!read_response(fd, &r, strncmp(raw, "HEAD ", 5) == 0))
@@ -664,7 +664,7 @@ Test(static_keepalive, many_files_one_connection)
     START("--file-cache-max-file", "256k");
     const struct file_spec *fs[] = {&F_ZERO, &F_M1,  &F_ONE, &F_K256, &F_M2,
                                     &F_B19,  &F_K16, &F_M1,  &F_R100};
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
             char raw[256];
@@ -705,7 +705,7 @@ Test(static_keepalive, pipelined_20_alternating_spliced_and_small)
         n += (size_t)snprintf(raw + n, sizeof(raw) - n, "GET /%s HTTP/1.1\r\nHost: t\r\n\r\n",
                               f->rel);
     }
-    struct sclient c = {.fd = tcp_connect_nointr(srv.port), .w = w, .nw = 20};
+    struct sclient c = {.fd = tcp_connect(srv.port), .w = w, .nw = 20};
     send_all(c.fd, raw, n); /* one write: 20 requests */
     cr_assert(sc_run(&c, 1, 20000), "%s", c.err);
     tcp_close(c.fd);
@@ -731,7 +731,7 @@ Test(static_keepalive, pipelined_ranges_on_spliced_and_cached)
             n += (size_t)snprintf(raw + n, sizeof(raw) - n, "Range: %s\r\n", ranges[i]);
         n += (size_t)snprintf(raw + n, sizeof(raw) - n, "\r\n");
     }
-    struct sclient c = {.fd = tcp_connect_nointr(srv.port), .w = w, .nw = sizeof(w) / sizeof(w[0])};
+    struct sclient c = {.fd = tcp_connect(srv.port), .w = w, .nw = sizeof(w) / sizeof(w[0])};
     send_all(c.fd, raw, n);
     cr_assert(sc_run(&c, 1, 20000), "%s", c.err);
     tcp_close(c.fd);
@@ -753,7 +753,7 @@ static void http_date(time_t t, char out[64])
  * answered intact). */
 static int cond_get(const char *target, const char *hdrs, const char *etag)
 {
-    int fd = tcp_connect_nointr(srv.port);
+    int fd = tcp_connect(srv.port);
     char raw[2048];
     snprintf(raw, sizeof(raw),
              "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\nGET /b19.bin HTTP/1.1\r\nHost: t\r\n\r\n", target,
@@ -1089,7 +1089,7 @@ Test(static_range, head_has_get_headers_and_no_body)
     START_DEFAULT();
     const char *targets[] = {"/r100.txt", "/k16.bin", "/m2.bin", "/zero.bin", "/index.html"};
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-        int fd = tcp_connect_nointr(srv.port);
+        int fd = tcp_connect(srv.port);
         char raw[512];
         snprintf(raw, sizeof(raw),
                  "GET %s HTTP/1.1\r\nHost: t\r\n\r\nHEAD %s HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -1514,7 +1514,7 @@ static void parallel_round(void)
         {&F_B19, 200, 0, 19}, {&F_M1, 200, 0, 1 * MiB}, {&F_K256, 200, 0, 256 * KiB}};
     struct sclient *cs = calloc(NCLIENTS, sizeof(*cs));
     for (int i = 0; i < NCLIENTS; i++) {
-        cs[i].fd = tcp_connect_nointr(srv.port);
+        cs[i].fd = tcp_connect(srv.port);
         cs[i].w = w;
         cs[i].nw = 3;
     }
@@ -1568,8 +1568,8 @@ Test(static_load, client_vanishing_mid_download)
     struct fd_census before = census(srv.pid);
     /* a: reset by SO_LINGER 0; b: plain close with unread data (the kernel
      * resets too); c: closes after its request head, before reading a byte. */
-    int a = tcp_connect_nointr(srv.port), b = tcp_connect_nointr(srv.port),
-        c = tcp_connect_nointr(srv.port);
+    int a = tcp_connect(srv.port), b = tcp_connect(srv.port),
+        c = tcp_connect(srv.port);
     const char *raw = "GET /m64.bin HTTP/1.1\r\nHost: t\r\n\r\n";
     send_str(a, raw);
     send_str(b, raw);

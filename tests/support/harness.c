@@ -149,21 +149,6 @@ int server_stop(struct server *s)
     return -1;
 }
 
-int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
-              strerror(errno));
-    return fd;
-}
 
 void send_all(int fd, const void *data, size_t len)
 {
@@ -444,7 +429,7 @@ void tcp_close(int fd)
     close(fd);
 }
 
-int tcp_connect_nointr(int port)
+int tcp_connect(int port)
 {
     /* connect() on a socket with SO_SNDTIMEO is never restarted: any signal,
      * or a task_work notification (io_uring teardown in this process sets

@@ -24,7 +24,9 @@ char *server_log(const struct server *s);
 /* True if io_uring works in this environment. */
 bool io_uring_usable(void);
 
-/* Connect to 127.0.0.1:port (blocking, with 5 s send/receive timeouts). */
+/* Connect to 127.0.0.1:port (blocking afterwards, with 5 s send/receive
+ * timeouts).  Connects non-blocking and polls, because a blocking connect
+ * with a timeout is not restarted after EINTR. */
 int tcp_connect(int port);
 void send_all(int fd, const void *data, size_t len);
 void send_str(int fd, const char *s);
@@ -55,7 +57,5 @@ long stats_connections(int port);
 /* Forget any bytes buffered for fd, then close it (use instead of close()
  * when a response may have been left unread). */
 void tcp_close(int fd);
-/* tcp_connect that survives EINTR (tcp_connect fails the test on it). */
-int tcp_connect_nointr(int port);
 
 #endif
