@@ -185,7 +185,12 @@ static bool is_hex(char ch)
 static bool target_ok(const char *t, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        if (t[i] != '%')
+        /* llhttp lets a form feed through: no control character may reach a
+         * handler, or a Location header that echoes the target. */
+        unsigned char ch = (unsigned char)t[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return false;
+        if (ch != '%')
             continue;
         if (i + 2 >= len)
             return false;
