@@ -19,7 +19,8 @@ $(error ALLOCATOR must be jemalloc or libc, not '$(ALLOCATOR)')
 endif
 
 # Each variant builds into its own directory so switching options never mixes objects.
-VARIANT := $(if $(filter libc,$(ALLOCATOR)),libc)$(if $(SANITIZE),-san)$(if $(DEBUG),-debug)$(if $(FAULT),-fault)
+SUFFIX  := $(if $(SANITIZE),-san)$(if $(DEBUG),-debug)$(if $(FAULT),-fault)
+VARIANT := $(if $(filter libc,$(ALLOCATOR)),libc)$(SUFFIX)
 BUILD   := build$(if $(VARIANT),/$(patsubst -%,%,$(VARIANT)))
 
 ifeq ($(DEBUG),1)
@@ -67,6 +68,8 @@ Q := @
 endif
 
 .PHONY: all test check run bench fuzz container-test fmt clean deps deps-test deps-run
+# Objects are intermediate to the pattern rules; keep them for incremental builds.
+.SECONDARY:
 all: $(BIN) $(LIB) $(EXAMPLE_BIN)
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
@@ -100,7 +103,7 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(SUPPORT_OBJ) $(LI
 
 # make test: dependencies, build, then every test binary; the memory API tests
 # also run against the libc build so both allocators keep one contract.
-LIBC_MEMTEST := $(if $(filter jemalloc,$(ALLOCATOR)),build/libc$(if $(SANITIZE),-san)/tests/unit/test_memory)
+LIBC_MEMTEST := $(if $(filter jemalloc,$(ALLOCATOR)),build/libc$(SUFFIX)/tests/unit/test_memory)
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all-tests
 ifneq ($(LIBC_MEMTEST),)
