@@ -85,19 +85,23 @@ void server_start(struct server *s, const char *const *args)
         argv[n++] = "1";
     }
     argv[n] = NULL;
+    /* Truncate the log before forking: a stale log from an earlier run by a
+     * process with the same PID would otherwise be read for the port. */
+    int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    cr_assert(fd >= 0, "%s: %s", s->log_path, strerror(errno));
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
         /* A failed assertion ends the test process: the server must not
          * outlive it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2);
         dup2(fd, 1);
         execv(argv[0], (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    close(fd);
     s->pid = pid;
     long deadline = now_ms() + 5000;
     while (now_ms() < deadline) {
