@@ -80,6 +80,8 @@ static struct cz_server *srv;
 /* Fail when a slot is closed under an operation that has not started yet
  * (the next accept could reuse the slot); CZ_FUZZ_SLOT_ORACLE=0 turns it off. */
 static bool slot_oracle;
+/* CZ_FUZZ_TRACE=1: print each input's schedule (split points, knobs). */
+static bool trace;
 static struct worker *w;
 static char docroot[64];
 static uint64_t clock_ms = 1000000;
@@ -145,6 +147,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char err[512];
     const char *so = getenv("CZ_FUZZ_SLOT_ORACLE");
     slot_oracle = !so || *so != '0';
+    trace = getenv("CZ_FUZZ_TRACE") != NULL;
     make_docroot();
     atexit(cleanup_docroot);
 
@@ -769,6 +772,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ncuts++;
     }
     cuts[ncuts] = size;
+    if (trace) {
+        fprintf(stderr, "fuzz_request: knobs %#llx, fail every %lu, chunks at",
+                (unsigned long long)knobs, fail_every);
+        for (unsigned i = 0; i <= ncuts; i++)
+            fprintf(stderr, " %zu", cuts[i]);
+        fputc('\n', stderr);
+    }
     unsigned chunk = 0;
     bool eof_sent = false;
     unsigned reset_at = fk.allow_reset ? rng_below(ncuts + 2) : UINT32_MAX;

@@ -747,6 +747,20 @@ Test(saturation, fifty_clients_against_eight_busy_slots)
 
 /* ---------- regressions: inputs the fuzzers found ---------- */
 
+/* fuzz_request: llhttp keeps a form feed inside the target ("GET /sub?/\f
+ * HTTP/1.1"); it reached handlers, and a directory redirect echoed it into
+ * its Location header.  Every control character in the target is now 400. */
+Test(hardening, form_feed_in_the_target_is_400)
+{
+    static const struct bad cases[] = {
+        BAD("form feed in a route's query", "GET /plaintext?a\f HTTP/1.1\r\n" H "\r\n", 400),
+        BAD("form feed in a file's query", "GET /index.html?\f HTTP/1.1\r\n" H "\r\n", 400),
+        BAD("form feed ending the path", "GET /index.html\f HTTP/1.1\r\n" H "\r\n", 400),
+        BAD("vertical tab in the query", "GET /plaintext?\v HTTP/1.1\r\n" H "\r\n", 400),
+    };
+    EXPECT_ERRORS(cases);
+}
+
 /* fuzz_request: llhttp reports an empty URL span for a CR right after the
  * method; scratch_append then did memcpy(NULL + 0, at, 0) (UB). */
 Test(hardening, empty_target_span_after_the_method)

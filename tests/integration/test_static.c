@@ -1603,11 +1603,9 @@ Test(static_load, client_vanishing_mid_download)
  * the next accept, and the late shutdown then cuts that new connection: its
  * responses end in a FIN, its next send fails with EPIPE.  Here the stats
  * request of the settle check is the lingering one and the first client of
- * the next round the victim.  It fails in about a quarter of the runs until
- * conn.c cancels OP_SHUTDOWN by user_data in conn_close (or closes the slot
- * only once nothing is in flight); with that change, 0 of 24.  Enable it
- * with the fix. */
-Test(static_load, lingering_close_never_shuts_the_next_connection, .disabled = true)
+ * the next round the victim.  It failed in about a quarter of the runs until
+ * conn.c closed the slot only once nothing is in flight (0 of 24 since). */
+Test(static_load, lingering_close_never_shuts_the_next_connection)
 {
     START("--file-cache-max-file", "512k");
     struct fd_census before = census(srv.pid);
