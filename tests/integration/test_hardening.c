@@ -111,16 +111,7 @@ struct bad {
 
 static void expect_error(const struct bad *b)
 {
-    int fd = tcp_connect(srv.port);
-    send_all(fd, b->data, b->len);
-    struct response r;
-    cr_assert(read_response(fd, &r, false), "%s: no response", b->name);
-    cr_expect_eq(r.status, b->status, "%s: status %d, want %d", b->name, r.status, b->status);
-    const char *conn = header(&r, "Connection");
-    cr_expect(conn && strcmp(conn, "close") == 0, "%s: no Connection: close", b->name);
-    cr_expect(r.closed || wait_closed(fd, 3000), "%s: connection not closed", b->name);
-    response_free(&r);
-    tcp_close(fd);
+    expect_error_response(srv.port, b->name, b->data, b->len, b->status);
 }
 
 static void expect_errors(const struct bad *cases, size_t n)

@@ -271,16 +271,7 @@ struct bad_case {
 /* Every error response says Connection: close and the connection closes. */
 static void expect_error(const struct bad_case *c)
 {
-    int fd = tcp_connect(srv.port);
-    send_str(fd, c->request);
-    struct response r;
-    cr_assert(read_response(fd, &r, false), "%s: no response", c->name);
-    cr_expect_eq(r.status, c->status, "%s: status %d, want %d", c->name, r.status, c->status);
-    const char *conn = header(&r, "Connection");
-    cr_expect(conn && strcmp(conn, "close") == 0, "%s: no Connection: close", c->name);
-    cr_expect(r.closed || wait_closed(fd, 3000), "%s: connection not closed", c->name);
-    response_free(&r);
-    close(fd);
+    expect_error_response(srv.port, c->name, c->request, strlen(c->request), c->status);
 }
 
 Test(http, protocol_errors_get_exact_status)

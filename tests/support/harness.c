@@ -469,3 +469,17 @@ int tcp_connect(int port)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
 }
+
+void expect_error_response(int port, const char *name, const void *data, size_t len, int status)
+{
+    int fd = tcp_connect(port);
+    send_all(fd, data, len);
+    struct response r;
+    cr_assert(read_response(fd, &r, false), "%s: no response", name);
+    cr_expect_eq(r.status, status, "%s: status %d, want %d", name, r.status, status);
+    const char *conn = header(&r, "Connection");
+    cr_expect(conn && strcmp(conn, "close") == 0, "%s: no Connection: close", name);
+    cr_expect(r.closed || wait_closed(fd, 3000), "%s: connection not closed", name);
+    response_free(&r);
+    tcp_close(fd);
+}

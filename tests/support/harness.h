@@ -52,6 +52,10 @@ bool wait_closed(int fd, int ms);
 char *read_all(int fd, size_t *len, int timeout_ms);
 /* Current number of open fds of a process. */
 int count_fds(pid_t pid);
+/* Send data on a fresh connection and expect an error response with the
+ * given status that says Connection: close, then the close itself. */
+void expect_error_response(int port, const char *name, const void *data, size_t len,
+                           int status);
 /* Fetch /_catzilla/stats and return totals.connections, or -1. */
 long stats_connections(int port);
 /* Forget any bytes buffered for fd, then close it (use instead of close()
