@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,7 +19,6 @@
 #include "fs/filecache.h"
 #include "fs/mime.h"
 #include "fs/path.h"
-#include "http/http.h"
 
 #define NBUCKETS 4096u      /* power of two */
 #define MAX_ENTRIES 16384u  /* metadata entries per worker */
@@ -26,6 +26,10 @@
 #define REVALIDATE_MS 1000u
 
 struct cz_filecache {
+    struct cz_fs_env env;
+    bool ring_alive;          /* the buffer table can still be updated */
+    bool destroyed;           /* freed with its last live entry */
+    unsigned nlive;           /* entries allocated, in the table or not */
     struct cz_cache_entry *buckets[NBUCKETS];
     struct cz_cache_entry *lru_head, *lru_tail; /* head = most recent */
     unsigned nentries;
@@ -45,54 +49,72 @@ static uint32_t hash_key(const char *s, size_t n)
     return h;
 }
 
-int cz_filecache_worker_init(struct worker *w, char *err, size_t errlen)
+struct cz_filecache *cz_filecache_create(const struct cz_fs_env *env)
 {
-    if (!w->srv->root)
-        return 0;
     struct cz_filecache *fc = catzilla_cache_alloc(sizeof(*fc));
-    if (!fc) {
-        snprintf(err, errlen, "file cache: out of memory");
-        return -ENOMEM;
-    }
+    if (!fc)
+        return NULL;
     memset(fc, 0, sizeof(*fc));
-    if (w->srv->cfg.file_cache_size > 0) {
+    fc->env = *env;
+    fc->ring_alive = env->ring != NULL;
+    if (env->cache_size > 0 && env->ring) {
         fc->nslots = MAX_REG_BUFFERS;
         fc->free_slots = catzilla_cache_alloc(sizeof(int) * fc->nslots);
-        int rc = fc->free_slots ? io_uring_register_buffers_sparse(&w->ring, fc->nslots) : -ENOMEM;
+        int rc = fc->free_slots ? io_uring_register_buffers_sparse(env->ring, fc->nslots)
+                                : -ENOMEM;
         if (rc < 0) {
             /* Without a fixed-buffer table the cache still works; only
              * SEND_ZC with FIXED_BUF is lost. */
-            cz_log_warn("file cache: cannot register a buffer table (%s); %s", strerror(-rc),
-                        cz_ring_register_hint(rc));
+            cz_log_warn("file cache: cannot register a buffer table (%s)%s%s", strerror(-rc),
+                        rc == -ENOMEM ? "; " : "",
+                        rc == -ENOMEM ? "raise the locked-memory limit (--ulimit memlock=-1)" : "");
             fc->nslots = 0;
         }
         for (unsigned i = 0; i < fc->nslots; i++)
             fc->free_slots[fc->nfree++] = (int)(fc->nslots - 1 - i);
     }
-    w->fcache = fc;
-    (void)err;
-    return 0;
+    return fc;
+}
+
+static void cache_free(struct cz_filecache *fc)
+{
+    catzilla_cache_free(fc->free_slots);
+    catzilla_cache_free(fc);
 }
 
 static void entry_free(struct cz_cache_entry *e)
 {
-    struct worker *w = e->w;
-    struct cz_filecache *fc = w->fcache;
-    if (e->buf_index >= 0 && w->ring_ready) {
-        struct iovec none = {NULL, 0};
-        io_uring_register_buffers_update_tag(&w->ring, (unsigned)e->buf_index, &none, NULL, 1);
-        if (fc)
-            fc->free_slots[fc->nfree++] = e->buf_index;
-        w->registered_bytes -= e->size;
+    struct cz_filecache *fc = e->fc;
+    if (e->buf_index >= 0) {
+        if (fc->ring_alive) {
+            struct iovec none = {NULL, 0};
+            io_uring_register_buffers_update_tag(fc->env.ring, (unsigned)e->buf_index, &none,
+                                                 NULL, 1);
+        }
+        fc->free_slots[fc->nfree++] = e->buf_index;
+        *fc->env.registered_bytes -= e->size;
     }
     catzilla_static_free(e->data);
     catzilla_cache_free(e);
+    if (--fc->nlive == 0 && fc->destroyed)
+        cache_free(fc);
+}
+
+void cz_filecache_ref(struct cz_cache_entry *e)
+{
+    e->refs++;
 }
 
 void cz_filecache_release(struct cz_cache_entry *e)
 {
     if (e && --e->refs == 0)
         entry_free(e);
+}
+
+void cz_filecache_invalidate(struct cz_cache_entry *e)
+{
+    e->checked_ms = 0;
+    e->force_check = true;
 }
 
 static void lru_unlink(struct cz_filecache *fc, struct cz_cache_entry *e)
@@ -134,22 +156,17 @@ static void table_remove(struct cz_filecache *fc, struct cz_cache_entry *e)
     cz_filecache_release(e);
 }
 
-void cz_filecache_worker_free(struct worker *w)
+void cz_filecache_destroy(struct cz_filecache *fc, bool ring_alive)
 {
-    struct cz_filecache *fc = w->fcache;
     if (!fc)
         return;
+    fc->ring_alive = fc->ring_alive && ring_alive;
     while (fc->lru_head)
         table_remove(fc, fc->lru_head);
-    /* Entries still referenced by in-flight sends are gone with the ring. */
-    w->fcache = NULL;
-    catzilla_cache_free(fc->free_slots);
-    catzilla_cache_free(fc);
-}
-
-void cz_filecache_tick(struct worker *w)
-{
-    (void)w;
+    if (fc->nlive == 0)
+        cache_free(fc);
+    else
+        fc->destroyed = true;
 }
 
 static void evict(struct cz_filecache *fc, size_t limit)
@@ -162,25 +179,41 @@ static void evict(struct cz_filecache *fc, size_t limit)
     }
 }
 
-static bool same_file(const struct cz_cache_entry *e, const struct stat *st)
+static struct cz_file_id file_id_of(const struct stat *st)
 {
-    int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-    return e->ino == (uint64_t)st->st_ino && e->dev == (uint64_t)st->st_dev &&
-           e->size == (uint64_t)st->st_size && e->mtime_ns == mt;
+    return (struct cz_file_id){
+        .dev = (uint64_t)st->st_dev,
+        .ino = (uint64_t)st->st_ino,
+        .size = (uint64_t)st->st_size,
+        .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+    };
 }
 
-static void fill_meta(struct worker *w, struct cz_cache_entry *e, const struct stat *st)
+static bool same_id(const struct cz_file_id *a, const struct cz_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns;
+}
+
+bool cz_file_id_matches(int fd, const struct cz_file_id *id)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    struct cz_file_id now = file_id_of(&st);
+    return same_id(&now, id);
+}
+
+static void fill_meta(struct cz_filecache *fc, struct cz_cache_entry *e, const struct stat *st)
 {
     e->kind = S_ISDIR(st->st_mode) ? CZ_CACHE_DIR : CZ_CACHE_FILE;
-    e->size = (uint64_t)st->st_size;
-    e->ino = (uint64_t)st->st_ino;
-    e->dev = (uint64_t)st->st_dev;
-    e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    e->id = file_id_of(st);
+    e->size = e->id.size;
     e->mtime = st->st_mtim.tv_sec;
-    e->etag_len = cz_etag_format(e->ino, e->size, e->mtime_ns, e->etag);
+    e->etag_len = cz_etag_format(e->id.ino, e->size, e->id.mtime_ns, e->etag);
     cz_http_date(e->mtime, e->last_modified);
-    e->mime = cz_mime_lookup(w->srv->mime, e->key, e->key_len);
-    e->checked_ms = w->now_ms;
+    e->mime = cz_mime_lookup(fc->env.mime, e->key, e->key_len);
+    e->checked_ms = *fc->env.now_ms;
 }
 
 static int read_all(int fd, char *buf, size_t size)
@@ -201,13 +234,13 @@ static int read_all(int fd, char *buf, size_t size)
 }
 
 /* Load the bytes of a small file into a registered static-arena buffer. */
-static void load_data(struct worker *w, struct cz_filecache *fc, struct cz_cache_entry *e, int fd)
+static void load_data(struct cz_filecache *fc, struct cz_cache_entry *e, int fd)
 {
-    const struct cz_config *cfg = &w->srv->cfg;
-    if (e->kind != CZ_CACHE_FILE || e->size > (uint64_t)cfg->file_cache_max_file ||
-        e->size > (uint64_t)cfg->file_cache_size || e->size == 0)
+    const struct cz_fs_env *env = &fc->env;
+    if (e->kind != CZ_CACHE_FILE || e->size > env->max_file || e->size > env->cache_size ||
+        e->size == 0)
         return;
-    evict(fc, (size_t)cfg->file_cache_size - e->size);
+    evict(fc, env->cache_size - e->size);
     char *data = catzilla_static_alloc_aligned(e->size);
     if (!data)
         return;
@@ -220,31 +253,33 @@ static void load_data(struct worker *w, struct cz_filecache *fc, struct cz_cache
     if (fc->nfree) {
         int slot = fc->free_slots[fc->nfree - 1];
         struct iovec iov = {data, e->size};
-        int rc = io_uring_register_buffers_update_tag(&w->ring, (unsigned)slot, &iov, NULL, 1);
+        int rc = io_uring_register_buffers_update_tag(env->ring, (unsigned)slot, &iov, NULL, 1);
         if (rc >= 0) {
             fc->nfree--;
             e->buf_index = slot;
-            w->registered_bytes += e->size;
+            *env->registered_bytes += e->size;
         } else if (!fc->warned_register) {
             fc->warned_register = true;
-            cz_log_warn("file cache: registering a buffer failed (%s); %s", strerror(-rc),
-                        cz_ring_register_hint(rc));
+            cz_log_warn("file cache: registering a buffer failed (%s)%s", strerror(-rc),
+                        rc == -ENOMEM ? "; raise the locked-memory limit (--ulimit memlock=-1)"
+                                      : "");
         }
     }
 }
 
-int cz_filecache_get(struct worker *w, const char *rel, size_t rel_len,
+int cz_filecache_get(struct cz_filecache *fc, const char *rel, size_t rel_len,
                      struct cz_cache_entry **out)
 {
-    struct cz_filecache *fc = w->fcache;
     if (!fc)
         return -ENOENT;
+    const struct cz_fs_env *env = &fc->env;
+    uint64_t now = *env->now_ms;
     uint32_t h = hash_key(rel, rel_len);
     struct cz_cache_entry *e = fc->buckets[h & (NBUCKETS - 1)];
     while (e && !(e->hash == h && e->key_len == rel_len && memcmp(e->key, rel, rel_len) == 0))
         e = e->hnext;
 
-    if (e && w->now_ms - e->checked_ms < REVALIDATE_MS) {
+    if (e && !e->force_check && now - e->checked_ms < REVALIDATE_MS) {
         lru_unlink(fc, e);
         lru_push_front(fc, e);
         e->refs++;
@@ -254,9 +289,14 @@ int cz_filecache_get(struct worker *w, const char *rel, size_t rel_len,
     if (e) {
         /* Stale: one stat decides whether the cached copy is still the file. */
         struct stat st;
-        if (fstatat(w->srv->root_fd, rel_len ? rel : ".", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            !S_ISLNK(st.st_mode) && same_file(e, &st)) {
-            e->checked_ms = w->now_ms;
+        struct cz_file_id now_id = {0};
+        bool found = fstatat(env->root_fd, rel_len ? rel : ".", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                     !S_ISLNK(st.st_mode);
+        if (found)
+            now_id = file_id_of(&st);
+        if (found && same_id(&e->id, &now_id)) {
+            e->checked_ms = now;
+            e->force_check = false;
             lru_unlink(fc, e);
             lru_push_front(fc, e);
             e->refs++;
@@ -268,7 +308,7 @@ int cz_filecache_get(struct worker *w, const char *rel, size_t rel_len,
 
     if (rel_len > UINT16_MAX)
         return -ENAMETOOLONG;
-    int fd = cz_path_open_beneath(w->srv->root_fd, rel, O_RDONLY | O_NONBLOCK);
+    int fd = cz_path_open_beneath(env->root_fd, rel, O_RDONLY | O_NONBLOCK);
     if (fd < 0)
         return fd;
     struct stat st;
@@ -287,14 +327,15 @@ int cz_filecache_get(struct worker *w, const char *rel, size_t rel_len,
         return -ENOMEM;
     }
     memset(e, 0, sizeof(*e));
-    e->w = w;
+    e->fc = fc;
+    fc->nlive++;
     e->buf_index = -1;
     e->hash = h;
     e->key_len = (uint16_t)rel_len;
     memcpy(e->key, rel, rel_len);
     e->key[rel_len] = '\0';
-    fill_meta(w, e, &st);
-    load_data(w, fc, e, fd);
+    fill_meta(fc, e, &st);
+    load_data(fc, e, fd);
     close(fd);
 
     e->refs = 2; /* the table's and the caller's: eviction below cannot free it */
@@ -303,7 +344,7 @@ int cz_filecache_get(struct worker *w, const char *rel, size_t rel_len,
     fc->buckets[h & (NBUCKETS - 1)] = e;
     lru_push_front(fc, e);
     fc->nentries++;
-    evict(fc, (size_t)w->srv->cfg.file_cache_size);
+    evict(fc, env->cache_size);
     *out = e;
     return 0;
 }

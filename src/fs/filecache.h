@@ -13,23 +13,44 @@
 
 #include "fs/httpfile.h"
 
-struct worker;
+struct io_uring;
+struct cz_mime;
+struct cz_filecache;
+
+/* What identifies one version of a file: a changed file gets a new id. */
+struct cz_file_id {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns;
+};
+
+/* What the cache needs from its owner (a worker), so it knows nothing of
+ * workers or HTTP.  The pointed-to values outlive the cache. */
+struct cz_fs_env {
+    struct io_uring *ring;   /* cached bytes are registered here; NULL: never */
+    int root_fd;             /* the docroot (O_PATH) */
+    const struct cz_mime *mime;
+    size_t cache_size;       /* bytes of file contents kept */
+    size_t max_file;         /* largest file whose contents are kept */
+    const uint64_t *now_ms;  /* the owner's clock */
+    size_t *registered_bytes; /* the owner's tally of registered memory */
+};
 
 enum cz_cache_kind { CZ_CACHE_FILE, CZ_CACHE_DIR };
 
 struct cz_cache_entry {
     struct cz_cache_entry *hnext;         /* hash chain */
     struct cz_cache_entry *lru_prev, *lru_next;
-    struct worker *w;
+    struct cz_filecache *fc;
     uint32_t refs;                        /* table reference + in-flight sends */
     uint8_t kind;                         /* enum cz_cache_kind */
     bool in_table;
     int buf_index;                        /* registered buffer slot, -1 if none */
     char *data;                           /* file bytes (static arena), NULL if not cached */
-    uint64_t size, ino, dev;
-    int64_t mtime_ns;
+    struct cz_file_id id;                 /* id.size is the file's size */
+    uint64_t size;
     time_t mtime;
     uint64_t checked_ms;                  /* last stat */
+    bool force_check;                     /* stat again on the next get */
     const char *mime;
     char etag[CZ_ETAG_MAX];
     size_t etag_len;
@@ -39,17 +60,26 @@ struct cz_cache_entry {
     char key[];                           /* relative path, NUL-terminated */
 };
 
-int cz_filecache_worker_init(struct worker *w, char *err, size_t errlen);
-void cz_filecache_worker_free(struct worker *w);
-/* Periodic maintenance from the worker tick (no-op today; kept for symmetry). */
-void cz_filecache_tick(struct worker *w);
+/* A cache for one thread.  Registers a sparse fixed-buffer table on
+ * env->ring when it caches contents.  Returns NULL when out of memory. */
+struct cz_filecache *cz_filecache_create(const struct cz_fs_env *env);
+/* Drop every entry; entries still referenced (in-flight sends) are freed by
+ * their last release, and the cache with them.  ring_alive: false if the
+ * ring is already gone (its buffer table went with it). */
+void cz_filecache_destroy(struct cz_filecache *fc, bool ring_alive);
 
 /* Find or (re)load the entry for rel (relative to the docroot).  Returns 0
  * and a referenced entry in *out (release with cz_filecache_release), or
  * -errno: -ENOENT, -EXDEV (escapes the root), -EACCES, -ENOMEM ...
- * On CZ_CACHE_FILE entries without data the caller opens the file itself. */
-int cz_filecache_get(struct worker *w, const char *rel, size_t rel_len,
+ * On CZ_CACHE_FILE entries without data the caller opens the file itself
+ * and checks it against e->id. */
+int cz_filecache_get(struct cz_filecache *fc, const char *rel, size_t rel_len,
                      struct cz_cache_entry **out);
+/* Force the next get of e's path to check the file again. */
+void cz_filecache_invalidate(struct cz_cache_entry *e);
+void cz_filecache_ref(struct cz_cache_entry *e);
 void cz_filecache_release(struct cz_cache_entry *e);
+/* True if the open file behind fd is the version id names. */
+bool cz_file_id_matches(int fd, const struct cz_file_id *id);
 
 #endif

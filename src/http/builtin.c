@@ -66,16 +66,25 @@ struct snapshot {
 
 enum msg_phase { MSG_REQUEST, MSG_REPLY };
 
+/* A peer that has not answered by then is reported as not ok: a stopped or
+ * stuck worker must never hold a response (or a shutdown) forever. */
+#define GATHER_TIMEOUT_MS 1000
+
 struct stats_gather;
 struct stats_msg {
     alignas(16) struct stats_gather *g;
     unsigned slot;
-    int phase;
+    int phase;  /* written by the peer before it replies */
+    bool got;   /* the origin has the reply: only then is the slot read */
 };
 
+/* Lives until every message has come back (pending == 0), even after the
+ * response went out at the deadline: a late peer still writes its slot. */
 struct stats_gather {
-    struct conn *c;
+    struct stats_gather *next; /* the origin worker's list, until answered */
+    struct conn *c;            /* NULL once answered */
     struct outseg *seg;
+    uint64_t deadline_ms;
     unsigned origin;
     unsigned pending;
     unsigned n;
@@ -180,35 +189,66 @@ static void build_stats_json(struct stats_gather *g, struct jbuf *b)
             o->mem.process.metadata, o->mem.process.mapped, o->mem.process.retained);
 }
 
-static void gather_finish(struct worker *w, struct stats_gather *g)
+static void gather_unlink(struct worker *w, struct stats_gather *g)
+{
+    struct stats_gather **pp = &w->gathers;
+    while (*pp && *pp != g)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = g->next;
+}
+
+/* Fill the placeholder with the JSON of every slot that answered. */
+static void gather_answer(struct worker *w, struct stats_gather *g)
 {
     struct conn *c = g->c;
-    if (c->state != CONN_CLOSING) {
-        struct jbuf b = {NULL, 0, 0, false};
-        build_stats_json(g, &b);
-        char head[512];
-        size_t hn = response_head_start(head, sizeof(head), w, b.failed ? 503 : 200, g->close);
-        hn += (size_t)snprintf(head + hn, sizeof(head) - hn,
-                               "Content-Type: application/json\r\nCache-Control: no-store\r\n"
-                               "Content-Length: %zu\r\n\r\n",
-                               b.failed ? 0 : b.len);
-        size_t total = hn + (g->head || b.failed ? 0 : b.len);
-        char *all = catzilla_task_alloc(total);
-        if (all) {
-            memcpy(all, head, hn);
-            if (total > hn)
-                memcpy(all + hn, b.p, b.len);
-            if (out_fill_pending(c, g->seg, all, total) < 0)
-                conn_close(c);
-        } else {
-            out_fill_pending(c, g->seg, "", 0);
-            conn_close(c);
+    g->c = NULL;
+    gather_unlink(w, g);
+    /* Read only the slots whose reply arrived; a late peer may still be
+     * writing its own. */
+    struct stats_gather view = *g;
+    view.snaps = catzilla_task_alloc(sizeof(*view.snaps) * g->n);
+    struct jbuf b = {NULL, 0, 0, false};
+    if (view.snaps) {
+        for (unsigned i = 0; i < g->n; i++) {
+            if (i == g->origin || g->msgs[i].got) {
+                view.snaps[i] = g->snaps[i];
+            } else {
+                memset(&view.snaps[i], 0, sizeof(view.snaps[i]));
+                view.snaps[i].id = i;
+                view.snaps[i].cpu = -1;
+            }
         }
-        catzilla_task_free(all);
-        catzilla_task_free(b.p);
+        build_stats_json(&view, &b);
+    } else {
+        b.failed = true;
     }
-    c->inflight--;
-    conn_on_op_done(c, OP_NONE, NULL);
+    struct head_spec h = {
+        .status = b.failed ? 503 : 200,
+        .close = g->close,
+        .content_type = "application/json",
+        .cache_control = "no-store",
+        .content_length = b.failed ? 0 : (int64_t)b.len,
+    };
+    size_t hn = response_head_len(w, &h);
+    size_t total = hn + (g->head || b.failed ? 0 : b.len);
+    char *all = catzilla_task_alloc(total);
+    if (all) {
+        response_head_write(w, &h, all);
+        if (total > hn)
+            memcpy(all + hn, b.p, b.len);
+        output_defer_fill(c, g->seg, all, total);
+    } else {
+        output_defer_fill(c, g->seg, "", 0);
+        conn_close(c);
+    }
+    catzilla_task_free(all);
+    catzilla_task_free(b.p);
+    catzilla_task_free(view.snaps);
+}
+
+static void gather_free(struct stats_gather *g)
+{
     catzilla_task_free(g->msgs);
     catzilla_task_free(g->snaps);
     catzilla_task_free(g);
@@ -216,14 +256,27 @@ static void gather_finish(struct worker *w, struct stats_gather *g)
 
 static void gather_reply(struct worker *w, struct stats_gather *g)
 {
-    if (--g->pending == 0)
-        gather_finish(w, g);
+    if (--g->pending)
+        return;
+    if (g->c)
+        gather_answer(w, g);
+    gather_free(g);
+}
+
+void builtin_tick(struct worker *w)
+{
+    struct stats_gather *g = w->gathers;
+    while (g) {
+        struct stats_gather *next = g->next;
+        if (w->now_ms >= g->deadline_ms || w->stopping)
+            gather_answer(w, g);
+        g = next;
+    }
 }
 
 /* The stats handler: answer in place with one worker, gather otherwise. */
 static int on_stats(const cz_request *req, cz_response *res, void *ud)
 {
-    (void)res;
     (void)ud;
     struct conn *c = req->conn;
     struct worker *w = c->w;
@@ -235,20 +288,21 @@ static int on_stats(const cz_request *req, cz_response *res, void *ud)
     g->n = srv->nworkers;
     g->msgs = catzilla_task_alloc(sizeof(*g->msgs) * g->n);
     g->snaps = catzilla_task_alloc(sizeof(*g->snaps) * g->n);
-    g->seg = (g->msgs && g->snaps) ? out_append_pending(c) : NULL;
+    g->seg = (g->msgs && g->snaps) ? response_defer(res) : NULL;
     if (!g->seg) {
-        catzilla_task_free(g->msgs);
-        catzilla_task_free(g->snaps);
-        catzilla_task_free(g);
+        gather_free(g);
         return -ENOMEM;
     }
     memset(g->snaps, 0, sizeof(*g->snaps) * g->n);
+    memset(g->msgs, 0, sizeof(*g->msgs) * g->n);
     g->c = c;
     g->origin = w->id;
     g->head = req->head;
     g->close = !req->keep_alive;
+    g->deadline_ms = w->now_ms + GATHER_TIMEOUT_MS;
     g->pending = 1; /* our own slot, released below */
-    c->inflight++;  /* the connection lives until the gather is done */
+    g->next = w->gathers;
+    w->gathers = g;
     take_snapshot(w, &g->snaps[w->id]);
 
     for (unsigned i = 0; i < g->n; i++) {
@@ -260,16 +314,14 @@ static int on_stats(const cz_request *req, cz_response *res, void *ud)
         m->slot = i;
         m->phase = MSG_REQUEST;
         struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
-        if (!sqe) {
-            g->snaps[i].ok = false;
+        if (!sqe)
             continue;
-        }
         io_uring_prep_msg_ring(sqe, peer->ring_fd, 0, cz_ud(m, OP_MSG), 0);
         io_uring_sqe_set_data64(sqe, cz_ud(m, OP_MSG_SENT));
         g->pending++;
     }
     gather_reply(w, g);
-    return -EINPROGRESS;
+    return 0;
 }
 
 void builtin_on_msg(struct worker *w, struct io_uring_cqe *cqe)
@@ -289,6 +341,7 @@ void builtin_on_msg(struct worker *w, struct io_uring_cqe *cqe)
         io_uring_prep_msg_ring(sqe, origin->ring_fd, 0, cz_ud(m, OP_MSG), 0);
         io_uring_sqe_set_data64(sqe, 0);
     } else {
+        m->got = true;
         gather_reply(w, g);
     }
 }
@@ -299,7 +352,6 @@ void builtin_on_msg_sent(struct worker *w, struct io_uring_cqe *cqe)
     if (cqe->res >= 0)
         return;
     struct stats_msg *m = cz_ud_ptr(io_uring_cqe_get_data64(cqe));
-    m->g->snaps[m->slot].ok = false;
     gather_reply(w, m->g);
 }
 

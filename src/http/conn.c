@@ -1,8 +1,9 @@
 /* Connections: the per-connection state machine on a worker's ring.
- * Owns receiving (multishot recv into provided buffers), llhttp parsing into
- * request scratch, limits and timeouts, the ordered output queue and its
- * sends, lingering close and freeing.  Routing and response bodies are the
- * server's (server.c); file bodies are the fs module's (src/fs/send.c).
+ * Owns the connection's state and timers (each changed through one checked
+ * function), receiving (multishot recv into provided buffers), feeding the
+ * parser, back-pressure pauses, half-close, lingering close, counting the
+ * operations in flight, and freeing.  How bytes leave is output.c's;
+ * parsing is request.c's; what to answer is the server's.
  */
 #include <errno.h>
 #include <limits.h>
@@ -11,16 +12,11 @@
 
 #include "catzilla/memory.h"
 #include "core/log.h"
-#include "fs/send.h"
 #include "http/http.h"
+#include "http/output.h"
 #include "http/request.h"
-#include "http/sendzc.h"
 
 #define LINGER_MS 2000
-/* Memory segments are at least this large so a burst of pipelined small
- * responses lands in one buffer and goes out in one send. */
-#define SEG_MIN_CAP (8 * 1024 - 32)
-#define SEND_MAX_IOV 32
 
 static const char *const state_names[CONN_STATE_MAX] = {"idle", "head", "body", "linger",
                                                         "closing"};
@@ -44,7 +40,7 @@ static bool transition_ok(enum conn_state from, enum conn_state to)
     }
 }
 
-static void conn_set_state(struct conn *c, enum conn_state to)
+void conn_set_state(struct conn *c, enum conn_state to)
 {
     if (!transition_ok(c->state, to)) {
         cz_log_error("connection state %s -> %s is illegal", state_names[c->state],
@@ -77,7 +73,7 @@ static long timer_duration(const struct worker *w, enum timer_kind k)
 
 /* Every list holds one kind of deadline with one duration, so appending keeps
  * each list sorted and expiry only ever looks at list heads. */
-static void timer_set(struct conn *c, enum timer_kind k)
+void conn_set_timer(struct conn *c, enum timer_kind k)
 {
     struct worker *w = c->w;
     list_del(&c->timer_link);
@@ -93,26 +89,26 @@ static void timer_for_state(struct conn *c)
 {
     switch (c->state) {
     case CONN_IDLE:
-        timer_set(c, TIMER_IDLE);
+        conn_set_timer(c, TIMER_IDLE);
         break;
     case CONN_HEAD:
-        timer_set(c, TIMER_HEAD);
+        conn_set_timer(c, TIMER_HEAD);
         break;
     case CONN_BODY:
-        timer_set(c, TIMER_BODY);
+        conn_set_timer(c, TIMER_BODY);
         break;
     case CONN_LINGER:
-        timer_set(c, TIMER_LINGER);
+        conn_set_timer(c, TIMER_LINGER);
         break;
     default:
-        timer_set(c, TIMER_NONE);
+        conn_set_timer(c, TIMER_NONE);
         break;
     }
 }
 
 /* ---------- ring operations ---------- */
 
-static struct io_uring_sqe *conn_sqe(struct conn *c, enum op_tag tag)
+struct io_uring_sqe *conn_sqe(struct conn *c, enum op_tag tag)
 {
     struct io_uring_sqe *sqe = cz_ring_sqe(&c->w->ring);
     if (!sqe)
@@ -120,6 +116,27 @@ static struct io_uring_sqe *conn_sqe(struct conn *c, enum op_tag tag)
     io_uring_sqe_set_data64(sqe, cz_ud(c, tag));
     c->inflight++;
     return sqe;
+}
+
+void conn_hold(struct conn *c)
+{
+    c->inflight++;
+}
+
+void conn_release(struct conn *c)
+{
+    conn_op_complete(c);
+}
+
+bool conn_closing(const struct conn *c)
+{
+    return c->state == CONN_CLOSING;
+}
+
+void conn_fail(struct conn *c)
+{
+    c->dead = true;
+    conn_close(c);
 }
 
 static void arm_recv(struct conn *c)
@@ -165,376 +182,14 @@ void conn_accepted(struct worker *w, int fixed_fd)
     c->w = w;
     c->fixed_fd = (unsigned)fixed_fd;
     c->state = CONN_IDLE;
-    c->pipe_idx = -1;
     request_parser_init(c);
     list_add_tail(&w->conns, &c->all_link);
     w->nconns++;
     atomic_store_explicit(&w->stats.connections, w->nconns, memory_order_relaxed);
     /* A new connection must send a whole request head within header_timeout;
      * silence until then is closed without a response. */
-    timer_set(c, TIMER_HEAD);
+    conn_set_timer(c, TIMER_HEAD);
     arm_recv(c);
-}
-
-/* ---------- output queue ---------- */
-
-static struct outseg *seg_new_mem(size_t need)
-{
-    size_t cap = need > SEG_MIN_CAP ? need : SEG_MIN_CAP;
-    if (cap > UINT32_MAX - 64)
-        return NULL;
-    struct outseg *s = catzilla_response_alloc(offsetof(struct outseg, u.mem.data) + cap);
-    if (!s)
-        return NULL;
-    s->next = NULL;
-    s->kind = SEG_MEM;
-    s->sent = 0;
-    s->u.mem.len = 0;
-    s->u.mem.cap = (uint32_t)cap;
-    return s;
-}
-
-static void seg_link(struct conn *c, struct outseg *s)
-{
-    if (c->out_tail)
-        c->out_tail->next = s;
-    else
-        c->out_head = s;
-    c->out_tail = s;
-}
-
-static void seg_free(struct outseg *s)
-{
-    switch (s->kind) {
-    case SEG_CACHED:
-        cz_send_release_cached(s->u.cached.entry);
-        break;
-    case SEG_FILE:
-        cz_send_release_file(s->u.file.fd);
-        break;
-    default:
-        break;
-    }
-    catzilla_response_free(s);
-}
-
-int out_append(struct conn *c, const void *data, size_t len)
-{
-    struct outseg *t = c->out_tail;
-    /* Appending after bytes an in-flight send covers is safe: the segment is
-     * never moved, and the send's iovec length was fixed at submission. */
-    if (t && t->kind == SEG_MEM && t->u.mem.cap - t->u.mem.len >= len) {
-        memcpy(t->u.mem.data + t->u.mem.len, data, len);
-        t->u.mem.len += (uint32_t)len;
-    } else {
-        struct outseg *s = seg_new_mem(len);
-        if (!s)
-            return -ENOMEM;
-        memcpy(s->u.mem.data, data, len);
-        s->u.mem.len = (uint32_t)len;
-        seg_link(c, s);
-    }
-    c->out_bytes += len;
-    conn_schedule_flush(c);
-    return 0;
-}
-
-/* A zeroed non-memory segment of that kind. */
-static struct outseg *seg_new(enum seg_kind kind)
-{
-    struct outseg *s = catzilla_response_alloc(sizeof(*s));
-    if (s) {
-        memset(s, 0, sizeof(*s));
-        s->kind = kind;
-    }
-    return s;
-}
-
-/* Link s at the tail; len bytes more are queued. */
-static void seg_queue(struct conn *c, struct outseg *s, uint64_t len)
-{
-    seg_link(c, s);
-    c->out_bytes += len;
-    conn_schedule_flush(c);
-}
-
-int out_append_cached(struct conn *c, struct cz_cache_entry *e, const char *ptr, uint32_t len)
-{
-    struct outseg *s = seg_new(SEG_CACHED);
-    if (!s)
-        return -ENOMEM;
-    s->u.cached.entry = e;
-    s->u.cached.ptr = ptr;
-    s->u.cached.len = len;
-    seg_queue(c, s, len);
-    return 0;
-}
-
-int out_append_file(struct conn *c, int fd, uint64_t off, uint64_t len)
-{
-    struct outseg *s = seg_new(SEG_FILE);
-    if (!s)
-        return -ENOMEM;
-    s->u.file.fd = fd;
-    s->u.file.off = off;
-    s->u.file.len = len;
-    seg_queue(c, s, len);
-    return 0;
-}
-
-struct outseg *out_append_pending(struct conn *c)
-{
-    struct outseg *s = seg_new(SEG_PENDING);
-    if (s)
-        seg_link(c, s);
-    return s;
-}
-
-/* Replaces a pending placeholder by a memory segment holding data. */
-int out_fill_pending(struct conn *c, struct outseg *seg, const void *data, size_t len)
-{
-    struct outseg *s = seg_new_mem(len);
-    struct outseg **pp = &c->out_head;
-    while (*pp && *pp != seg)
-        pp = &(*pp)->next;
-    if (!*pp) {
-        catzilla_response_free(s);
-        return -ENOENT;
-    }
-    if (!s) {
-        /* Keep order: the placeholder becomes an empty segment, the conn closes. */
-        seg->kind = SEG_MEM;
-        c->close_after_send = true;
-        conn_schedule_flush(c);
-        return -ENOMEM;
-    }
-    memcpy(s->u.mem.data, data, len);
-    s->u.mem.len = (uint32_t)len;
-    s->next = seg->next;
-    *pp = s;
-    if (c->out_tail == seg)
-        c->out_tail = s;
-    catzilla_response_free(seg);
-    c->out_bytes += len;
-    conn_schedule_flush(c);
-    return 0;
-}
-
-bool conn_output_space(const struct conn *c)
-{
-    return c->out_bytes < (size_t)c->w->srv->cfg.max_output_queue;
-}
-
-void conn_schedule_flush(struct conn *c)
-{
-    if (c->on_flush_list)
-        return;
-    c->on_flush_list = true;
-    c->flush_next = c->w->flush_list;
-    c->w->flush_list = c;
-}
-
-static void free_output(struct conn *c)
-{
-    struct outseg *s = c->out_head;
-    while (s) {
-        struct outseg *n = s->next;
-        seg_free(s);
-        s = n;
-    }
-    c->out_head = c->out_tail = NULL;
-    c->out_bytes = 0;
-}
-
-struct send_ctx {
-    struct msghdr msg;
-    struct iovec iov[SEND_MAX_IOV];
-};
-
-static uint32_t seg_remaining(const struct outseg *s, const char **ptr)
-{
-    switch (s->kind) {
-    case SEG_MEM:
-        *ptr = s->u.mem.data + s->sent;
-        return s->u.mem.len - s->sent;
-    case SEG_CACHED:
-        *ptr = s->u.cached.ptr + s->sent;
-        return s->u.cached.len - s->sent;
-    default:
-        *ptr = NULL;
-        return 0;
-    }
-}
-
-static void start_linger(struct conn *c);
-
-/* Submit the next send for c if none is in flight. */
-static void conn_send(struct conn *c)
-{
-    if (c->send_busy || c->dead || c->state == CONN_CLOSING)
-        return;
-    /* Drop fully sent and empty leading memory segments. */
-    while (c->out_head) {
-        const char *p;
-        struct outseg *s = c->out_head;
-        if (s->kind == SEG_PENDING || s->kind == SEG_FILE || seg_remaining(s, &p) > 0)
-            break;
-        c->out_head = s->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        seg_free(s);
-    }
-    struct outseg *s = c->out_head;
-    if (!s) {
-        if (c->close_after_send)
-            start_linger(c);
-        else if (c->read_paused)
-            conn_resume_pending(c);
-        else
-            timer_for_state(c);
-        return;
-    }
-    if (s->kind == SEG_PENDING)
-        return;
-    if (s->kind == SEG_FILE) {
-        int rc = cz_send_file_step(c, s);
-        if (rc < 0)
-            conn_close(c);
-        else
-            timer_set(c, TIMER_SEND);
-        return;
-    }
-
-    if (sendzc_try(c)) {
-        timer_set(c, TIMER_SEND);
-        return;
-    }
-    /* Gather consecutive in-memory segments: header and cached body (and any
-     * pipelined responses behind them) leave in one submission. */
-    const char *ptr;
-    uint32_t first = seg_remaining(s, &ptr);
-    struct outseg *n = s->next;
-    if (!n || (n->kind != SEG_MEM && n->kind != SEG_CACHED)) {
-        struct io_uring_sqe *sqe = conn_sqe(c, OP_SEND);
-        if (!sqe) {
-            conn_close(c);
-            return;
-        }
-        io_uring_prep_send(sqe, (int)c->fixed_fd, ptr, first, MSG_NOSIGNAL);
-        sqe->flags |= IOSQE_FIXED_FILE;
-        c->send_len = first;
-    } else {
-        struct send_ctx *ctx = catzilla_response_alloc(sizeof(*ctx));
-        if (!ctx) {
-            conn_close(c);
-            return;
-        }
-        memset(&ctx->msg, 0, sizeof(ctx->msg));
-        unsigned niov = 0;
-        size_t total = 0;
-        for (struct outseg *q = s; q && niov < SEND_MAX_IOV; q = q->next) {
-            if (q->kind != SEG_MEM && q->kind != SEG_CACHED)
-                break;
-            uint32_t len = seg_remaining(q, &ptr);
-            if (!len)
-                continue;
-            ctx->iov[niov].iov_base = (void *)ptr;
-            ctx->iov[niov].iov_len = len;
-            niov++;
-            total += len;
-        }
-        ctx->msg.msg_iov = ctx->iov;
-        ctx->msg.msg_iovlen = niov;
-        struct io_uring_sqe *sqe = conn_sqe(c, OP_SEND);
-        if (!sqe) {
-            catzilla_response_free(ctx);
-            conn_close(c);
-            return;
-        }
-        io_uring_prep_sendmsg(sqe, (int)c->fixed_fd, &ctx->msg, MSG_NOSIGNAL);
-        sqe->flags |= IOSQE_FIXED_FILE;
-        c->send_ctx = ctx;
-        c->send_len = (uint32_t)(total > UINT32_MAX ? UINT32_MAX : total);
-    }
-    c->send_busy = true;
-    timer_set(c, TIMER_SEND);
-}
-
-void conn_output_advance(struct conn *c, size_t n)
-{
-    c->out_bytes -= n < c->out_bytes ? n : c->out_bytes;
-    while (n && c->out_head) {
-        struct outseg *s = c->out_head;
-        uint64_t len = s->kind == SEG_MEM      ? s->u.mem.len
-                       : s->kind == SEG_CACHED ? s->u.cached.len
-                       : s->kind == SEG_FILE   ? s->u.file.len
-                                               : 0;
-        uint64_t left = len - s->sent;
-        if (n < left) {
-            s->sent += (uint32_t)n;
-            if (s->kind == SEG_FILE) {
-                s->u.file.off += n;
-                s->u.file.len -= n;
-                s->sent = 0;
-            }
-            return;
-        }
-        n -= left;
-        c->out_head = s->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        seg_free(s);
-    }
-}
-
-void conn_on_send(struct conn *c, struct io_uring_cqe *cqe)
-{
-    if (c->zc_linked) {
-        /* The header half of a header + SEND_ZC pair: the body's CQE follows
-         * (cancelled if this one was short) and continues the connection. */
-        c->zc_linked = false;
-        c->inflight--;
-        if (c->state == CONN_CLOSING) {
-            conn_on_op_done(c, OP_NONE, NULL);
-            return;
-        }
-        if (cqe->res < 0)
-            c->dead = true;
-        else
-            conn_output_advance(c, (size_t)cqe->res);
-        return;
-    }
-    c->inflight--;
-    c->send_busy = false;
-    if (c->send_ctx) {
-        catzilla_response_free(c->send_ctx);
-        c->send_ctx = NULL;
-    }
-    if (c->state == CONN_CLOSING) {
-        conn_on_op_done(c, OP_NONE, NULL);
-        return;
-    }
-    if (cqe->res < 0) {
-        if (cqe->res != -EPIPE && cqe->res != -ECONNRESET && cqe->res != -ECANCELED)
-            cz_log_debug("send: %s", strerror(-cqe->res));
-        c->dead = true;
-        conn_close(c);
-        return;
-    }
-    conn_output_advance(c, (size_t)cqe->res);
-    conn_send(c);
-}
-
-void conn_flush_all(struct worker *w)
-{
-    while (w->flush_list) {
-        struct conn *c = w->flush_list;
-        w->flush_list = c->flush_next;
-        c->on_flush_list = false;
-        c->flush_next = NULL;
-        if (c->state != CONN_CLOSING)
-            conn_send(c);
-    }
 }
 
 /* ---------- receiving and parsing ---------- */
@@ -552,17 +207,33 @@ static bool hold_bytes(struct conn *c, const char *data, size_t len)
         /* A client that keeps sending while we cannot answer: stop buffering. */
         return false;
     }
-    char *n = catzilla_request_alloc(have + len ? have + len : 1);
-    if (!n)
-        return false;
-    if (have)
-        memcpy(n, c->held + c->held_off, have);
-    memcpy(n + have, data, len);
-    catzilla_request_free(c->held);
-    c->held = n;
-    c->held_len = (uint32_t)(have + len);
-    c->held_off = 0;
+    if (c->held_off && c->held_len + len > c->held_cap) {
+        /* Slide the unread bytes to the front before growing. */
+        memmove(c->held, c->held + c->held_off, have);
+        c->held_len = (uint32_t)have;
+        c->held_off = 0;
+    }
+    if (c->held_len + len > c->held_cap) {
+        /* Geometric growth: holding n bytes in pieces costs O(n), not O(n^2). */
+        size_t cap = c->held_cap ? c->held_cap : 4096;
+        while (cap < c->held_len + len)
+            cap *= 2;
+        char *n = catzilla_request_realloc(c->held, cap);
+        if (!n)
+            return false;
+        c->held = n;
+        c->held_cap = (uint32_t)cap;
+    }
+    memcpy(c->held + c->held_len, data, len);
+    c->held_len += (uint32_t)len;
     return true;
+}
+
+static void held_free(struct conn *c)
+{
+    catzilla_request_free(c->held);
+    c->held = NULL;
+    c->held_len = c->held_off = c->held_cap = 0;
 }
 
 /* The client sent more than we hold while its answers are backed up: stop
@@ -572,7 +243,7 @@ static bool hold_bytes(struct conn *c, const char *data, size_t len)
 static void conn_stop_reading(struct conn *c)
 {
     c->close_after_send = true;
-    conn_schedule_flush(c);
+    output_schedule(c);
 }
 
 /* Feed bytes to the parser; on pause keep the rest for later. */
@@ -586,53 +257,86 @@ static void conn_feed(struct conn *c, const char *data, size_t len)
     }
 }
 
-void conn_resume_pending(struct conn *c)
+static void start_linger(struct conn *c);
+
+/* The peer will send nothing more and every complete request it sent has
+ * been dispatched: drop a partial one, answer the rest, then close. */
+static void finish_eof(struct conn *c)
+{
+    if (c->state == CONN_HEAD || c->state == CONN_BODY) {
+        request_abort(c);
+        conn_set_state(c, CONN_IDLE);
+    }
+    if (output_idle(c)) {
+        conn_close(c);
+        return;
+    }
+    c->close_after_send = true;
+    output_schedule(c);
+}
+
+static void conn_resume_pending(struct conn *c)
 {
     c->read_paused = false;
     request_parser_resume(c);
-    while (c->held && c->held_off < c->held_len && !c->read_paused && !c->close_after_send &&
+    /* Parse what arrived while paused, in place: request_parse copies what it
+     * keeps, and a new pause stops with the unparsed rest still held. */
+    while (c->held_off < c->held_len && !c->read_paused && !c->close_after_send &&
            c->state != CONN_CLOSING) {
-        /* Feed a copy-free view; request_parse copies what it keeps. */
-        char *buf = c->held;
         uint32_t off = c->held_off, len = c->held_len - off;
-        c->held = NULL;
-        c->held_len = c->held_off = 0;
-        conn_feed(c, buf + off, len);
-        catzilla_request_free(buf);
+        size_t used = request_parse(c, c->held + off, len);
+        c->held_off += (uint32_t)used;
+        if (c->read_paused && !c->close_after_send)
+            cancel_recv(c);
+        if (used == 0 && !c->read_paused)
+            break;
     }
-    if (c->held && c->held_off >= c->held_len) {
-        catzilla_request_free(c->held);
-        c->held = NULL;
-        c->held_len = c->held_off = 0;
+    if (c->held_off >= c->held_len || c->close_after_send)
+        held_free(c);
+    if (c->state == CONN_CLOSING || c->read_paused)
+        return;
+    if (c->eof && !c->close_after_send) {
+        finish_eof(c);
+        return;
     }
-    if (!c->read_paused && !c->close_after_send && !c->eof)
+    if (!c->close_after_send)
         arm_recv(c);
-    if (!c->out_head)
+    if (output_idle(c))
+        timer_for_state(c);
+}
+
+void conn_output_drained(struct conn *c)
+{
+    if (c->close_after_send)
+        start_linger(c);
+    else if (c->read_paused)
+        conn_resume_pending(c);
+    else if (c->eof)
+        finish_eof(c);
+    else
         timer_for_state(c);
 }
 
 static void conn_on_eof(struct conn *c)
 {
     c->eof = true;
-    if (c->state == CONN_LINGER || (!c->out_head && !c->held)) {
+    if (c->state == CONN_LINGER) {
         conn_close(c);
         return;
     }
-    /* Half-closed: answer what was fully received, then close. */
-    if (c->state != CONN_IDLE)
-        request_abort(c);
-    c->close_after_send = true;
-    conn_schedule_flush(c);
+    /* Half-closed: every complete request already received is answered,
+     * including those held while reading was paused (the resume does it). */
+    if (!c->read_paused)
+        finish_eof(c);
 }
 
 void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe)
 {
     struct worker *w = c->w;
     int res = cqe->res;
-    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+    bool last = !(cqe->flags & IORING_CQE_F_MORE);
+    if (last)
         c->recv_armed = false;
-        c->inflight--;
-    }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (res > 0 && c->state != CONN_CLOSING) {
@@ -650,9 +354,12 @@ void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe)
         cz_bufring_recycle(&w->bufs, bid, &w->bufs_pending);
     }
     if (c->state == CONN_CLOSING) {
-        conn_on_op_done(c, OP_NONE, NULL);
+        if (last)
+            conn_op_complete(c);
         return;
     }
+    if (last)
+        conn_op_complete(c);
     if (res == 0) {
         conn_on_eof(c);
         return;
@@ -660,8 +367,7 @@ void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe)
     if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
         if (res != -ECONNRESET)
             cz_log_debug("recv: %s", strerror(-res));
-        c->dead = true;
-        conn_close(c);
+        conn_fail(c);
         return;
     }
     /* ENOBUFS ends a multishot recv: the buffers come back at the end of this
@@ -692,18 +398,26 @@ static void start_linger(struct conn *c)
     }
     io_uring_prep_shutdown(sqe, (int)c->fixed_fd, SHUT_WR);
     sqe->flags |= IOSQE_FIXED_FILE;
-    timer_set(c, TIMER_LINGER);
+    conn_set_timer(c, TIMER_LINGER);
     arm_recv(c);
 }
 
-/* c->fixed_fd once close_direct is submitted: the slot is no longer ours. */
+/* c->fixed_fd once its close is submitted: the slot is no longer ours. */
 #define SLOT_CLOSED UINT_MAX
 
 static void close_slot(struct conn *c)
 {
     struct io_uring_sqe *sqe = conn_sqe(c, OP_CLOSE);
-    if (sqe)
+    if (sqe) {
         io_uring_prep_close_direct(sqe, c->fixed_fd);
+    } else {
+        /* No SQE (a broken ring): empty the slot synchronously, never
+         * pretend it was closed. */
+        int none = -1;
+        int rc = io_uring_register_files_update(&c->w->ring, c->fixed_fd, &none, 1);
+        if (rc < 0)
+            cz_log_error("cannot close socket slot %u: %s", c->fixed_fd, strerror(-rc));
+    }
     c->fixed_fd = SLOT_CLOSED;
 }
 
@@ -712,14 +426,14 @@ void conn_close(struct conn *c)
     if (c->state == CONN_CLOSING)
         return;
     /* An operation that has not started yet looks its fixed file up only
-     * when it starts: a shutdown (the kernel always runs it in io-wq) and the
-     * socket half of a linked splice.  Cancel-by-fd cannot catch those, and
-     * once the slot is closed the next accept may reuse it: they would hit
-     * that new connection.  So with either possibly in flight, the slot is
-     * closed only when nothing is in flight any more (conn_on_op_done). */
-    bool defer_slot = c->state == CONN_LINGER || c->pipe_idx >= 0;
-    c->state = CONN_CLOSING;
-    timer_set(c, TIMER_NONE);
+     * when it starts: a shutdown (the kernel always runs it in io-wq) and a
+     * splice into the socket.  Cancel-by-fd cannot catch those, and once the
+     * slot is closed the next accept may reuse it: they would hit that new
+     * connection.  So with either possibly in flight, the slot is closed
+     * only when nothing is in flight any more (conn_op_complete). */
+    bool defer_slot = c->state == CONN_LINGER || output_names_slot_late(c);
+    conn_set_state(c, CONN_CLOSING);
+    conn_set_timer(c, TIMER_NONE);
     request_abort(c);
     /* Cancel everything still pending on the socket, then close it; the
      * connection is freed once every operation has completed. */
@@ -730,17 +444,14 @@ void conn_close(struct conn *c)
     }
     if (!defer_slot)
         close_slot(c);
-    cz_send_abort(c);
-    if (c->inflight == 0)
-        conn_on_op_done(c, OP_NONE, NULL);
+    output_abort(c);
+    c->inflight++;
+    conn_op_complete(c); /* frees it now if nothing was in flight */
 }
 
-void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe)
+void conn_op_complete(struct conn *c)
 {
-    if (tag != OP_NONE)
-        c->inflight--;
-    if (tag == OP_SHUTDOWN && cqe && cqe->res < 0 && c->state == CONN_LINGER)
-        conn_close(c);
+    c->inflight--;
     if (c->state != CONN_CLOSING || c->inflight != 0)
         return;
     if (c->fixed_fd != SLOT_CLOSED) {
@@ -751,18 +462,24 @@ void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe)
     struct worker *w = c->w;
     list_del(&c->all_link);
     list_del(&c->timer_link);
-    /* Freed at the end of the loop turn: later CQEs in this batch may still
-     * name it (they cannot, once inflight is 0, but the batch is cheap to keep safe). */
-    c->flush_next = w->free_list;
+    /* Freed at the end of the loop turn, after every CQE of this batch. */
+    c->free_next = w->free_list;
     w->free_list = c;
+}
+
+void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe)
+{
+    if (tag == OP_SHUTDOWN && cqe->res < 0 && c->state == CONN_LINGER)
+        conn_close(c);
+    conn_op_complete(c);
 }
 
 void conn_free_closed(struct worker *w)
 {
     while (w->free_list) {
         struct conn *c = w->free_list;
-        w->free_list = c->flush_next;
-        if (c->on_flush_list) {
+        w->free_list = c->free_next;
+        if (c->out.scheduled) {
             /* Unlink from the flush list before freeing. */
             struct conn **pp = &w->flush_list;
             while (*pp && *pp != c)
@@ -770,9 +487,9 @@ void conn_free_closed(struct worker *w)
             if (*pp)
                 *pp = c->flush_next;
         }
-        free_output(c);
+        output_free(c);
         request_free(c);
-        catzilla_request_free(c->held);
+        held_free(c);
         catzilla_cache_free(c);
         w->nconns--;
         atomic_store_explicit(&w->stats.connections, w->nconns, memory_order_relaxed);
@@ -797,10 +514,11 @@ void conn_timers_expire(struct worker *w)
             struct conn *c = container_of(h->next, struct conn, timer_link);
             if (c->deadline_ms > w->now_ms)
                 break;
-            timer_set(c, TIMER_NONE);
-            if (k == TIMER_HEAD && c->request_started && !c->close_after_send && !c->out_head) {
+            conn_set_timer(c, TIMER_NONE);
+            if (k == TIMER_HEAD && c->request_started && !c->close_after_send &&
+                output_idle(c)) {
                 response_error(c, 408, false);
-            } else if (k == TIMER_BODY && !c->close_after_send && !c->out_head) {
+            } else if (k == TIMER_BODY && !c->close_after_send && output_idle(c)) {
                 response_error(c, 408, false);
             } else {
                 conn_close(c);

@@ -14,12 +14,13 @@
 
 #include "catzilla/catzilla.h"
 #include "core/ring.h"
+#include "http/output.h"
 #include "http/router.h"
 
-struct cz_static;    /* src/fs/static.h */
 struct cz_filecache; /* src/fs/filecache.h */
 struct cz_mime;
-struct cz_cache_entry; /* src/fs/filecache.h */
+struct output_worker; /* src/http/output.c */
+struct stats_gather;  /* src/http/builtin.c */
 
 /* Operation tags carried in the low bits of user_data. */
 enum op_tag {
@@ -27,8 +28,8 @@ enum op_tag {
     OP_ACCEPT,   /* multishot accept on the listener; ptr = worker */
     OP_RECV,     /* multishot recv; ptr = conn */
     OP_SEND,     /* send/sendmsg of the output queue; ptr = conn */
-    OP_SEND_ZC,  /* SEND_ZC of a cached body; ptr = conn */
-    OP_SPLICE,   /* file -> pipe -> socket; ptr = conn */
+    OP_SEND_ZC,  /* SEND_ZC of a cached body; ptr = its context (output.c) */
+    OP_FILE,     /* a step of the file engine (splice, read, send, poll); ptr = conn */
     OP_CLOSE,    /* close_direct; ptr = conn */
     OP_SHUTDOWN, /* shutdown(SHUT_WR) before lingering close; ptr = conn */
     OP_CANCEL,   /* async cancel; ptr = conn or worker */
@@ -55,34 +56,6 @@ struct list_node {
     struct list_node *prev, *next;
 };
 
-/* Output queue: segments sent in order; memory segments are appended in place
- * (never reallocated, so an in-flight iovec stays valid), a cached segment
- * borrows a file-cache entry, a file segment is spliced from the page cache,
- * and a pending segment holds the place of a response still being built
- * (stats gathered from other workers). */
-enum seg_kind { SEG_MEM, SEG_CACHED, SEG_FILE, SEG_PENDING };
-
-struct outseg {
-    struct outseg *next;
-    uint8_t kind;
-    uint32_t sent; /* bytes of this segment already sent */
-    union {
-        struct {
-            uint32_t len, cap;
-            char data[]; /* flexible, SEG_MEM only (allocated with the segment) */
-        } mem;
-        struct {
-            struct cz_cache_entry *entry;
-            const char *ptr;
-            uint32_t len;
-        } cached;
-        struct {
-            int fd;
-            uint64_t off, len;
-        } file;
-    } u;
-};
-
 struct cz_request {
     struct conn *conn;
     int method;             /* enum cz_method, negative if not one we know */
@@ -101,6 +74,7 @@ struct cz_response {
     struct conn *conn;
     int status;
     bool failed;            /* out of memory while building */
+    bool deferred;          /* the handler answers later through a placeholder */
     char *hdr;              /* extra header lines, "Name: value\r\n"... */
     size_t hdr_len, hdr_cap;
     char *body;
@@ -117,19 +91,19 @@ struct conn {
     struct worker *w;
     uint64_t deadline_ms;
     unsigned fixed_fd;            /* direct descriptor index */
-    uint8_t state;                /* enum conn_state */
-    uint8_t timer_kind;
-    uint8_t inflight;             /* ring operations that still reference this conn */
+    uint8_t state;                /* enum conn_state, changed by conn_set_state */
+    uint8_t timer_kind;           /* changed by conn_set_timer */
+    /* Ring operations (and deferred producers) that still reference this
+     * conn: it is freed only when this is 0.  32 bits: a pipelined flood
+     * must never wrap it. */
+    uint32_t inflight;
     bool recv_armed : 1;
-    bool send_busy : 1;           /* one send in flight at a time */
     bool close_after_send : 1;    /* the last queued response ends the connection */
     bool read_paused : 1;         /* output queue too long: not reading */
     bool eof : 1;                 /* peer closed its write side */
-    bool on_flush_list : 1;
     bool dead : 1;                /* a fatal socket error: only wait for in-flight ops */
     bool request_started : 1;
     bool error_pending : 1;       /* a parse error response was queued */
-    bool zc_linked : 1;           /* the in-flight send is a header linked to a SEND_ZC */
     uint32_t requests;            /* served on this connection */
 
     llhttp_t parser;
@@ -150,24 +124,11 @@ struct conn {
 
     /* Bytes received while reading was paused (request arena). */
     char *held;
-    uint32_t held_len, held_off;
+    uint32_t held_len, held_off, held_cap;
 
-    /* Output queue (response arena). */
-    struct outseg *out_head, *out_tail;
-    size_t out_bytes;              /* queued, not yet sent */
-    struct conn *flush_next;
-    void *send_ctx;                /* in-flight sendmsg state */
-    uint32_t send_len;             /* bytes the in-flight send covers */
-
-    /* Large-file splice state (see src/fs/send.c). */
-    int pipe_idx;                  /* -1 when no pipe is held */
-    uint32_t splice_len;
-};
-
-/* Pipe for splice file -> pipe -> socket. */
-struct cz_pipe {
-    int rd, wr;
-    unsigned size;
+    struct output out;             /* private to output.c */
+    struct conn *flush_next;       /* the worker's flush list (output.c) */
+    struct conn *free_next;        /* the worker's list of conns to free */
 };
 
 struct worker_stats {
@@ -192,18 +153,13 @@ struct worker {
     unsigned bufs_pending;
     struct cz_router *router;
     struct cz_filecache *fcache;
-    struct cz_pipe *pipes;
-    unsigned npipes, pipes_free;
-    int *pipe_free_list;
+    struct output_worker *out;
 
     unsigned files_registered;
     size_t registered_bytes;
 
-    bool zc_enabled;     /* SEND_ZC for cached bodies (--zerocopy, measured in auto) */
-    bool zc_probing;
-    unsigned zc_probes, zc_copied;
-
     bool accept_armed;
+    bool tick_armed;
     bool accept_paused;
     bool stopping;
     uint64_t stop_deadline_ms;
@@ -215,6 +171,7 @@ struct worker {
     struct list_node timers[TIMER_MAX];
     struct conn *flush_list;
     struct conn *free_list;   /* closed conns, freed at the end of the loop turn */
+    struct stats_gather *gathers; /* stats requests of this worker still gathering */
 
     char date[40];            /* "Date: ...\r\n" rebuilt once a second */
     size_t date_len;
@@ -253,28 +210,34 @@ struct cz_server {
     unsigned started;
 };
 
-/* --- src/http/conn.c --- */
+/* --- src/http/conn.c: the worker thread of c only --- */
 void conn_accepted(struct worker *w, int fixed_fd);
 void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe);
-void conn_on_send(struct conn *c, struct io_uring_cqe *cqe);
+/* Completion of OP_CLOSE, OP_SHUTDOWN or OP_CANCEL. */
 void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe);
-void conn_flush_all(struct worker *w);
 void conn_timers_expire(struct worker *w);
+/* Close now (idempotent); freed at the end of the loop turn in which its
+ * last operation completes. */
 void conn_close(struct conn *c);
+/* A fatal socket error: nothing more can be sent; close. */
+void conn_fail(struct conn *c);
+bool conn_closing(const struct conn *c);
 void conn_free_closed(struct worker *w);
 void conn_close_idle(struct worker *w, unsigned max);
-void conn_resume_pending(struct conn *c);
-bool conn_output_space(const struct conn *c);
-
-/* Queue bytes / segments on a connection (src/http/conn.c). */
-int out_append(struct conn *c, const void *data, size_t len);
-int out_append_cached(struct conn *c, struct cz_cache_entry *e, const char *ptr, uint32_t len);
-int out_append_file(struct conn *c, int fd, uint64_t off, uint64_t len);
-struct outseg *out_append_pending(struct conn *c);
-int out_fill_pending(struct conn *c, struct outseg *seg, const void *data, size_t len);
-void conn_schedule_flush(struct conn *c);
-/* Account n bytes as sent from the head of the queue (frees finished segments). */
-void conn_output_advance(struct conn *c, size_t n);
+/* The one way to change a connection's state (illegal moves are logged and refused). */
+void conn_set_state(struct conn *c, enum conn_state to);
+/* The one way to start, restart or stop a connection's timer. */
+void conn_set_timer(struct conn *c, enum timer_kind k);
+/* An SQE tagged for c that counts as in flight until conn_op_complete;
+ * NULL if the ring has none. */
+struct io_uring_sqe *conn_sqe(struct conn *c, enum op_tag tag);
+/* One of c's operations completed (after its buffers were released). */
+void conn_op_complete(struct conn *c);
+/* Keep c allocated for a producer outside the ring (a deferred response). */
+void conn_hold(struct conn *c);
+void conn_release(struct conn *c);
+/* Called by output.c when the queue is empty and nothing is in flight. */
+void conn_output_drained(struct conn *c);
 
 /* --- src/http/response.c --- */
 const char *http_reason(int status);
@@ -283,21 +246,49 @@ void response_init(struct cz_response *res, struct conn *c, int status);
 void response_release(struct cz_response *res);
 /* Serialises res into the conn's output (head only if req->head). 0 or -ENOMEM. */
 int response_finish(struct cz_response *res, const struct cz_request *req);
+/* Answer later: a placeholder in the output queue that the handler fills
+ * with output_defer_fill (on this worker).  NULL when out of memory. */
+struct outseg *response_defer(struct cz_response *res);
 /* A complete error response with Connection: close; marks the conn to close. */
 void response_error(struct conn *c, int status, bool head);
-/* Status line + standard headers (Server, Date, Connection) into buf. */
-size_t response_head_start(char *buf, size_t cap, struct worker *w, int status, bool close);
+
+/* Everything a response head can say; NULL / negative fields are left out.
+ * Status line, Server and Date are always there. */
+struct head_spec {
+    int status;                 /* 100..599 */
+    bool close;                 /* Connection: close */
+    bool accept_ranges;
+    int64_t content_length;     /* < 0: no Content-Length */
+    const char *content_type, *etag, *last_modified, *cache_control, *content_range, *allow;
+    const char *location;       /* location_len bytes, already encoded */
+    size_t location_len;
+    const char *extra;          /* preformatted "Name: value\r\n" lines */
+    size_t extra_len;
+};
+/* The one head builder: exact length, then the bytes (blank line included). */
+size_t response_head_len(const struct worker *w, const struct head_spec *h);
+size_t response_head_write(const struct worker *w, const struct head_spec *h, char *out);
+/* Build the head straight into c's output queue.  0 or -ENOMEM. */
+int response_head(struct conn *c, const struct head_spec *h);
+/* A short text/plain page saying the reason phrase (no body for 1xx/204/304);
+ * more adds header lines (its status, close and length fields are ignored). */
+int response_text(struct conn *c, int status, bool head, bool close, const struct head_spec *more);
 
 /* --- src/http/server.c --- */
 struct worker *server_worker(struct cz_server *srv, unsigned i);
 void server_dispatch(struct conn *c, struct cz_request *req);
 bool server_keepalive_allowed(const struct conn *c);
 
+/* One dispatch for every completion of worker w's ring (the fuzz harness
+ * drives it too, so no operation tag can be handled in two places). */
+void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe);
+
 /* --- src/http/builtin.c --- */
 int builtin_register(struct cz_server *srv);
-int builtin_stats_begin(struct conn *c, const struct cz_request *req);
 void builtin_on_msg(struct worker *w, struct io_uring_cqe *cqe);
 void builtin_on_msg_sent(struct worker *w, struct io_uring_cqe *cqe);
+/* Stats gathers past their deadline answer with what they have. */
+void builtin_tick(struct worker *w);
 
 /* --- lists --- */
 static inline void list_init(struct list_node *h)

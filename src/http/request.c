@@ -80,15 +80,12 @@ static int on_message_begin(llhttp_t *p)
     request_reset(c);
     c->request_started = true;
     if (c->state == CONN_IDLE) {
-        c->state = CONN_HEAD;
+        conn_set_state(c, CONN_HEAD);
         /* The head deadline counts from the first byte and is never extended
-         * by further bytes: a trickling client is closed on time. */
-        if (!c->out_head) {
-            list_del(&c->timer_link);
-            c->timer_kind = TIMER_HEAD;
-            c->deadline_ms = c->w->now_ms + (uint64_t)c->w->srv->cfg.header_timeout;
-            list_add_tail(&c->w->timers[TIMER_HEAD], &c->timer_link);
-        }
+         * by further bytes: a trickling client is closed on time.  While
+         * responses are still leaving, the send timer rules. */
+        if (output_idle(c))
+            conn_set_timer(c, TIMER_HEAD);
     }
     return 0;
 }
@@ -275,18 +272,14 @@ static int on_headers_complete(llhttp_t *p)
             return fail(c, 417);
         if (has_body) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            if (out_append(c, cont, sizeof(cont) - 1))
+            if (output_append(c, cont, sizeof(cont) - 1))
                 return fail(c, 503);
         }
     }
     if (has_body && c->state == CONN_HEAD) {
-        c->state = CONN_BODY;
-        if (!c->out_head || (c->out_head && c->timer_kind != TIMER_SEND)) {
-            list_del(&c->timer_link);
-            c->timer_kind = TIMER_BODY;
-            c->deadline_ms = c->w->now_ms + (uint64_t)cfg->body_timeout;
-            list_add_tail(&c->w->timers[TIMER_BODY], &c->timer_link);
-        }
+        conn_set_state(c, CONN_BODY);
+        if (output_idle(c) || c->timer_kind != TIMER_SEND)
+            conn_set_timer(c, TIMER_BODY);
     }
     /* Pause so request_parse can check the bytes that ended the head: llhttp
      * accepts a bare CR there ("\r\r\n"). */
@@ -359,11 +352,11 @@ static int on_message_complete(llhttp_t *p)
 
     c->request_started = false;
     if (c->state == CONN_HEAD || c->state == CONN_BODY)
-        c->state = CONN_IDLE;
+        conn_set_state(c, CONN_IDLE);
     request_reset(c);
     if (c->close_after_send)
         return HPE_PAUSED; /* nothing behind the last response is processed */
-    if (!conn_output_space(c)) {
+    if (!output_has_space(c)) {
         c->read_paused = true;
         return HPE_PAUSED;
     }

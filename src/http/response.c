@@ -1,7 +1,8 @@
-/* Responses: status lines, the per-worker cached Date header, the
- * cz_response builder handlers use (small inline buffers, then the response
- * arena), and serialisation into the connection's output queue.  It does not
- * decide what to answer; the server and the static module do. */
+/* Responses: the one builder of every response head (handlers, errors,
+ * static files, redirects, stats), reason phrases, the per-worker cached
+ * Date header, and the cz_response builder handlers use (small inline
+ * buffers, then the response arena).  It does not decide what to answer
+ * (server.c, static.c) nor how bytes leave (output.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,21 +23,30 @@ const char *http_reason(int status)
     case 301: return "Moved Permanently";
     case 302: return "Found";
     case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
     case 411: return "Length Required";
     case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
     default:  return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
                                                                               : "Server Error";
@@ -54,50 +64,116 @@ void worker_update_date(struct worker *w)
     w->date_len = (size_t)snprintf(w->date, sizeof(w->date), "Date: %.*s\r\n", (int)n, d);
 }
 
-/* Appends a string literal or buffer; the callers size their buffers so
- * that a head always fits (512 bytes and more for a status line, Server,
- * Date and Connection). */
 static char *put(char *p, const char *s, size_t n)
 {
     memcpy(p, s, n);
     return p + n;
 }
 
-size_t response_head_start(char *buf, size_t cap, struct worker *w, int status, bool close)
+static char *put_str(char *p, const char *s)
 {
-    const char *reason = http_reason(status);
-    size_t rl = strlen(reason);
-    static const char server[] = "\r\nServer: catzilla\r\n";
-    static const char conn_close[] = "Connection: close\r\n";
-    if (cap < 13 + rl + sizeof(server) + w->date_len + sizeof(conn_close) || status < 100 ||
-        status > 999)
-        return 0;
-    /* This runs for every response: plain copies, no printf. */
-    char *p = put(buf, "HTTP/1.1 ", 9);
-    *p++ = (char)('0' + status / 100);
-    *p++ = (char)('0' + status / 10 % 10);
-    *p++ = (char)('0' + status % 10);
-    *p++ = ' ';
-    p = put(p, reason, rl);
-    p = put(p, server, sizeof(server) - 1);
-    p = put(p, w->date, w->date_len);
-    if (close)
-        p = put(p, conn_close, sizeof(conn_close) - 1);
-    return (size_t)(p - buf);
+    return put(p, s, strlen(s));
 }
 
-/* "Content-Length: N\r\n" into p; returns the end. */
-static char *put_content_length(char *p, size_t n)
+static size_t digits_len(uint64_t n)
 {
-    char digits[24];
-    size_t i = sizeof(digits);
-    do {
-        digits[--i] = (char)('0' + n % 10);
+    size_t d = 1;
+    while (n >= 10) {
         n /= 10;
-    } while (n);
-    p = put(p, "Content-Length: ", 16);
-    p = put(p, digits + i, sizeof(digits) - i);
-    return put(p, "\r\n", 2);
+        d++;
+    }
+    return d;
+}
+
+static char *put_u64(char *p, uint64_t n)
+{
+    size_t d = digits_len(n);
+    for (size_t i = d; i-- > 0; n /= 10)
+        p[i] = (char)('0' + n % 10);
+    return p + d;
+}
+
+/* Every optional line of a head: its name and the field holding its value. */
+#define HEAD_LINES(X)                                                                          \
+    X("Content-Type: ", content_type)                                                          \
+    X("ETag: ", etag)                                                                          \
+    X("Last-Modified: ", last_modified)                                                        \
+    X("Cache-Control: ", cache_control)                                                        \
+    X("Content-Range: ", content_range)                                                        \
+    X("Allow: ", allow)
+
+static const char server_line[] = "\r\nServer: catzilla\r\n";
+static const char close_line[] = "Connection: close\r\n";
+static const char ranges_line[] = "Accept-Ranges: bytes\r\n";
+static const char length_name[] = "Content-Length: ";
+static const char location_name[] = "Location: ";
+
+size_t response_head_len(const struct worker *w, const struct head_spec *h)
+{
+    size_t n = 9 + 4 + strlen(http_reason(h->status)) + sizeof(server_line) - 1 + w->date_len;
+    if (h->close)
+        n += sizeof(close_line) - 1;
+    if (h->accept_ranges)
+        n += sizeof(ranges_line) - 1;
+#define X_LEN(name, field)                                                                     \
+    if (h->field)                                                                              \
+        n += sizeof(name) - 1 + strlen(h->field) + 2;
+    HEAD_LINES(X_LEN)
+#undef X_LEN
+    if (h->location)
+        n += sizeof(location_name) - 1 + h->location_len + 2;
+    if (h->content_length >= 0)
+        n += sizeof(length_name) - 1 + digits_len((uint64_t)h->content_length) + 2;
+    return n + h->extra_len + 2;
+}
+
+size_t response_head_write(const struct worker *w, const struct head_spec *h, char *out)
+{
+    const char *reason = http_reason(h->status);
+    char *p = put(out, "HTTP/1.1 ", 9);
+    *p++ = (char)('0' + h->status / 100 % 10);
+    *p++ = (char)('0' + h->status / 10 % 10);
+    *p++ = (char)('0' + h->status % 10);
+    *p++ = ' ';
+    p = put_str(p, reason);
+    p = put(p, server_line, sizeof(server_line) - 1);
+    p = put(p, w->date, w->date_len);
+    if (h->close)
+        p = put(p, close_line, sizeof(close_line) - 1);
+    if (h->accept_ranges)
+        p = put(p, ranges_line, sizeof(ranges_line) - 1);
+#define X_PUT(name, field)                                                                     \
+    if (h->field) {                                                                            \
+        p = put(p, name, sizeof(name) - 1);                                                    \
+        p = put_str(p, h->field);                                                              \
+        p = put(p, "\r\n", 2);                                                                 \
+    }
+    HEAD_LINES(X_PUT)
+#undef X_PUT
+    if (h->location) {
+        p = put(p, location_name, sizeof(location_name) - 1);
+        p = put(p, h->location, h->location_len);
+        p = put(p, "\r\n", 2);
+    }
+    if (h->content_length >= 0) {
+        p = put(p, length_name, sizeof(length_name) - 1);
+        p = put_u64(p, (uint64_t)h->content_length);
+        p = put(p, "\r\n", 2);
+    }
+    if (h->extra_len)
+        p = put(p, h->extra, h->extra_len);
+    p = put(p, "\r\n", 2);
+    return (size_t)(p - out);
+}
+
+int response_head(struct conn *c, const struct head_spec *h)
+{
+    size_t n = response_head_len(c->w, h);
+    char *p = output_reserve(c, n);
+    if (!p)
+        return -ENOMEM;
+    response_head_write(c->w, h, p);
+    return 0;
 }
 
 void response_init(struct cz_response *res, struct conn *c, int status)
@@ -105,6 +181,7 @@ void response_init(struct cz_response *res, struct conn *c, int status)
     res->conn = c;
     res->status = status;
     res->failed = false;
+    res->deferred = false;
     res->hdr = res->hdr_inline;
     res->hdr_len = 0;
     res->hdr_cap = sizeof(res->hdr_inline);
@@ -147,7 +224,7 @@ static int grow(char **buf, size_t *cap, size_t len, size_t need, char *inline_b
 
 void cz_response_status(cz_response *res, int status)
 {
-    if (status >= 100 && status <= 999)
+    if (status >= 100 && status <= 599)
         res->status = status;
 }
 
@@ -217,41 +294,63 @@ int cz_response_send(cz_response *res, int status, const char *content_type, con
     return rc ? rc : cz_response_write(res, body, len);
 }
 
+struct outseg *response_defer(struct cz_response *res)
+{
+    struct outseg *d = output_defer(res->conn);
+    if (d)
+        res->deferred = true;
+    return d;
+}
+
+static bool status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
 int response_finish(struct cz_response *res, const struct cz_request *req)
 {
     struct conn *c = res->conn;
-    char head[512];
-    size_t n = response_head_start(head, sizeof(head), c->w, res->status, c->close_after_send);
-    bool bodyless = res->status == 204 || res->status == 304 || res->status < 200;
-    if (!bodyless)
-        n = (size_t)(put_content_length(head + n, res->body_len) - head);
-    /* Head, extra headers, blank line and body go into the queue back to back
-     * (usually into the same segment), so one send carries them all. */
-    int rc = out_append(c, head, n);
-    if (!rc && res->hdr_len)
-        rc = out_append(c, res->hdr, res->hdr_len);
-    if (!rc)
-        rc = out_append(c, "\r\n", 2);
-    if (!rc && !bodyless && !req->head && res->body_len)
-        rc = out_append(c, res->body, res->body_len);
+    bool body = status_has_body(res->status);
+    struct head_spec h = {
+        .status = res->status,
+        .close = c->close_after_send,
+        .content_length = body ? (int64_t)res->body_len : -1,
+        .extra = res->hdr,
+        .extra_len = res->hdr_len,
+    };
+    /* Head and body go into the queue back to back (usually into the same
+     * segment), so one send carries them. */
+    int rc = response_head(c, &h);
+    if (!rc && body && !req->head)
+        rc = output_append(c, res->body, res->body_len);
+    return rc;
+}
+
+int response_text(struct conn *c, int status, bool head, bool close, const struct head_spec *more)
+{
+    const char *reason = http_reason(status);
+    size_t rl = strlen(reason);
+    struct head_spec h = more ? *more : (struct head_spec){0};
+    h.status = status;
+    h.close = close;
+    bool body = status_has_body(status);
+    h.content_type = body ? "text/plain; charset=utf-8" : NULL;
+    h.content_length = body ? (int64_t)rl + 1 : -1;
+    int rc = response_head(c, &h);
+    if (!rc && body && !head) {
+        char *p = output_reserve(c, rl + 1);
+        if (!p)
+            return -ENOMEM;
+        memcpy(p, reason, rl);
+        p[rl] = '\n';
+    }
     return rc;
 }
 
 void response_error(struct conn *c, int status, bool head)
 {
-    char buf[512];
-    const char *reason = http_reason(status);
-    size_t n = response_head_start(buf, sizeof(buf), c->w, status, true);
-    size_t blen = strlen(reason) + 1;
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-                          "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n\r\n",
-                          blen);
-    if (!head)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\n", reason);
     c->close_after_send = true;
     c->error_pending = true;
-    if (out_append(c, buf, n) < 0) {
+    if (response_text(c, status, head, true, NULL) < 0)
         conn_close(c);
-        return;
-    }
 }

@@ -22,10 +22,8 @@
 #include "core/fault.h"
 #include "core/log.h"
 #include "fs/filecache.h"
-#include "fs/send.h"
-#include "fs/static.h"
 #include "http/http.h"
-#include "http/sendzc.h"
+#include "http/static.h"
 
 #define TICK_MS 100
 
@@ -152,21 +150,12 @@ bool server_keepalive_allowed(const struct conn *c)
 
 /* ---------- dispatch ---------- */
 
-/* A short text/plain status response; header_name/value may add one header. */
+/* A short text/plain status response; more may add header lines. */
 static void answer_status(struct conn *c, const struct cz_request *req, int status,
-                          const char *header_name, const char *header_value)
+                          const struct head_spec *more)
 {
-    struct cz_response res;
-    response_init(&res, c, status);
-    if (header_name)
-        cz_response_header(&res, header_name, header_value);
-    cz_response_header(&res, "Content-Type", "text/plain; charset=utf-8");
-    const char *reason = http_reason(status);
-    cz_response_write(&res, reason, strlen(reason));
-    cz_response_write(&res, "\n", 1);
-    if (response_finish(&res, req) < 0)
+    if (response_text(c, status, req->head, c->close_after_send, more) < 0)
         conn_close(c);
-    response_release(&res);
 }
 
 void server_dispatch(struct conn *c, struct cz_request *req)
@@ -177,7 +166,7 @@ void server_dispatch(struct conn *c, struct cz_request *req)
     /* A method this server does not implement at all is 501 wherever the
      * path leads, unless a route takes any method. */
     if (rr != CZ_ROUTE_FOUND && req->method < 0) {
-        answer_status(c, req, 501, NULL, NULL);
+        answer_status(c, req, 501, NULL);
         return;
     }
 
@@ -186,10 +175,11 @@ void server_dispatch(struct conn *c, struct cz_request *req)
         struct cz_response res;
         response_init(&res, c, 200);
         int rc = r->fn(req, &res, r->user_data);
-        if (rc == -EINPROGRESS) {
-            /* The handler queued its own (deferred) response. */
+        if (res.deferred) {
+            /* The handler holds a placeholder and fills it later: an
+             * explicit state, whatever it returned. */
         } else if (rc < 0 || res.failed) {
-            answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL, NULL);
+            answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL);
         } else if (response_finish(&res, req) < 0) {
             conn_close(c);
         }
@@ -199,14 +189,15 @@ void server_dispatch(struct conn *c, struct cz_request *req)
     if (rr == CZ_ROUTE_METHOD_NOT_ALLOWED) {
         char allow[128];
         cz_router_format_allow(req->match.allow, allow, sizeof(allow));
-        answer_status(c, req, 405, "Allow", allow);
+        struct head_spec more = {.allow = allow};
+        answer_status(c, req, 405, &more);
         return;
     }
     /* Not a route: the static file tree, if any, else 404 (501 for methods
      * this server does not implement at all). */
     if (cz_static_serve(c, req) == 0)
         return;
-    answer_status(c, req, 404, NULL, NULL);
+    answer_status(c, req, 404, NULL);
 }
 
 /* ---------- listener ---------- */
@@ -310,7 +301,10 @@ static void arm_accept(struct worker *w)
     struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
     if (!sqe)
         return;
-    io_uring_prep_multishot_accept_direct(sqe, w->listen_fd, NULL, NULL, 0);
+    /* Non-blocking sockets: a splice into a full socket returns what it
+     * moved instead of blocking an io-wq thread (the ring's own sends and
+     * receives poll either way). */
+    io_uring_prep_multishot_accept_direct(sqe, w->listen_fd, NULL, NULL, SOCK_NONBLOCK);
     io_uring_sqe_set_data64(sqe, cz_ud(w, OP_ACCEPT));
     w->accept_armed = true;
 }
@@ -353,11 +347,16 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
         arm_accept(w);
 }
 
+/* The tick drives every timer and the shutdown deadline: if no SQE is free
+ * now, the loop tries again after its next turn (tick_armed stays false). */
 static void arm_tick(struct worker *w)
 {
+    if (w->tick_armed)
+        return;
     struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
     if (!sqe)
         return;
+    w->tick_armed = true;
     w->tick_ts.tv_sec = 0;
     w->tick_ts.tv_nsec = TICK_MS * 1000000L;
     io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
@@ -384,17 +383,20 @@ static void begin_stop(struct worker *w)
      * Connection: close) and then close. */
     conn_close_idle(w, UINT32_MAX);
     struct list_node *h = &w->conns;
-    for (struct list_node *n = h->next; n != h; n = n->next) {
+    for (struct list_node *n = h->next; n != h;) {
         struct conn *c = container_of(n, struct conn, all_link);
-        if (c->state == CONN_IDLE && !c->out_head)
+        n = n->next; /* conn_close may unlink c */
+        if (c->state == CONN_IDLE && output_idle(c))
             conn_close(c);
     }
 }
 
 static void on_tick(struct worker *w)
 {
+    w->tick_armed = false;
     worker_update_date(w);
     conn_timers_expire(w);
+    builtin_tick(w);
     if (w->accept_paused && !w->stopping &&
         w->nconns < (unsigned)w->srv->cfg.max_connections) {
         w->accept_paused = false;
@@ -408,11 +410,10 @@ static void on_tick(struct worker *w)
             conn_close(c);
         }
     }
-    cz_filecache_tick(w);
     arm_tick(w);
 }
 
-static void dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
+void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     void *ptr = cz_ud_ptr(ud);
@@ -424,13 +425,13 @@ static void dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
         conn_on_recv(ptr, cqe);
         break;
     case OP_SEND:
-        conn_on_send(ptr, cqe);
+        output_on_send(ptr, cqe);
         break;
     case OP_SEND_ZC:
-        sendzc_on_cqe(ptr, cqe);
+        output_on_send_zc(ptr, cqe);
         break;
-    case OP_SPLICE:
-        cz_send_on_cqe(ptr, cz_ud_tag(ud), cqe);
+    case OP_FILE:
+        output_on_file(ptr, cqe);
         break;
     case OP_CLOSE:
     case OP_SHUTDOWN:
@@ -475,13 +476,14 @@ static void worker_loop(struct worker *w)
         struct io_uring_cqe *cqe;
         io_uring_for_each_cqe(ring, head, cqe)
         {
-            dispatch_cqe(w, cqe);
+            server_dispatch_cqe(w, cqe);
             n++;
         }
         io_uring_cq_advance(ring, n);
         cz_bufring_commit(&w->bufs, &w->bufs_pending);
-        conn_flush_all(w);
+        output_flush_all(w);
         conn_free_closed(w);
+        arm_tick(w);
         if (w->accept_paused && !w->stopping &&
             w->nconns < (unsigned)w->srv->cfg.max_connections && w->nconns > 0) {
             w->accept_paused = false;
@@ -552,13 +554,25 @@ static int worker_setup(struct worker *w)
         snprintf(err, errlen, "worker %u: cannot build its router: %s", w->id, strerror(-rc));
         return rc;
     }
-    rc = cz_send_worker_init(w, err, errlen);
+    rc = output_worker_init(w, err, errlen);
     if (rc < 0)
         return rc;
-    rc = cz_filecache_worker_init(w, err, errlen);
-    if (rc < 0)
-        return rc;
-    sendzc_worker_init(w);
+    if (srv->root) {
+        struct cz_fs_env env = {
+            .ring = &w->ring,
+            .root_fd = srv->root_fd,
+            .mime = srv->mime,
+            .cache_size = (size_t)srv->cfg.file_cache_size,
+            .max_file = (size_t)srv->cfg.file_cache_max_file,
+            .now_ms = &w->now_ms,
+            .registered_bytes = &w->registered_bytes,
+        };
+        w->fcache = cz_filecache_create(&env);
+        if (!w->fcache) {
+            snprintf(err, errlen, "worker %u: file cache: out of memory", w->id);
+            return -ENOMEM;
+        }
+    }
     worker_update_date(w);
     w->now_ms = monotonic_ms();
     return 0;
@@ -566,8 +580,9 @@ static int worker_setup(struct worker *w)
 
 static void worker_teardown(struct worker *w)
 {
-    cz_filecache_worker_free(w);
-    cz_send_worker_free(w);
+    cz_filecache_destroy(w->fcache, w->ring_ready);
+    w->fcache = NULL;
+    output_worker_free(w);
     if (w->router)
         cz_router_destroy(w->router);
     w->router = NULL;

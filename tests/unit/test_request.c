@@ -52,7 +52,6 @@ static struct conn *conn_new(void)
     struct conn *c = calloc(1, sizeof(*c));
     c->w = &w;
     c->state = CONN_IDLE;
-    c->pipe_idx = -1;
     request_parser_init(c);
     return c;
 }
@@ -60,18 +59,10 @@ static struct conn *conn_new(void)
 /* Concatenated output and the list of statuses, e.g. "200,404". */
 static void collect(struct conn *c, char *statuses, size_t cap, char **out)
 {
-    size_t n = 0, len = 0;
-    for (struct outseg *s = c->out_head; s; s = s->next)
-        if (s->kind == SEG_MEM)
-            len += s->u.mem.len;
+    size_t len = output_copy_memory(c, NULL, 0);
     char *buf = malloc(len + 1);
-    for (struct outseg *s = c->out_head; s; s = s->next) {
-        if (s->kind == SEG_MEM) {
-            memcpy(buf + n, s->u.mem.data, s->u.mem.len);
-            n += s->u.mem.len;
-        }
-    }
-    buf[n] = '\0';
+    output_copy_memory(c, buf, len);
+    buf[len] = '\0';
     statuses[0] = '\0';
     /* Status lines only: at the start of the output or right after a body. */
     for (char *p = buf; (p = strstr(p, "HTTP/1.1 ")); p += 9) {
@@ -85,12 +76,7 @@ static void collect(struct conn *c, char *statuses, size_t cap, char **out)
 
 static void conn_free(struct conn *c)
 {
-    struct outseg *s = c->out_head;
-    while (s) {
-        struct outseg *nx = s->next;
-        catzilla_response_free(s);
-        s = nx;
-    }
+    output_free(c);
     request_free(c);
     catzilla_request_free(c->held);
     list_del(&c->timer_link);
@@ -236,9 +222,9 @@ Test(request, output_backpressure_pauses_parsing)
     for (int i = 0; i < 64; i++)
         n += (size_t)snprintf(buf + n, sizeof(buf) - n, "GET /json HTTP/1.1\r\nHost: a\r\n\r\n");
     size_t used = request_parse(c, buf, n);
-    cr_assert(c->read_paused, "parser did not pause with %zu bytes queued", c->out_bytes);
+    cr_assert(c->read_paused, "parser did not pause with %zu bytes queued", output_queued(c));
     cr_assert_lt(used, n);
-    cr_assert_geq(c->out_bytes, 4096);
-    cr_assert_lt(c->out_bytes, 4096 + 512);
+    cr_assert_geq(output_queued(c), 4096);
+    cr_assert_lt(output_queued(c), 4096 + 512);
     conn_free(c);
 }

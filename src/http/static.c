@@ -1,8 +1,9 @@
-/* Static files: maps a request to a file beneath the docroot and answers it
- * with the HTTP file semantics of httpfile.c (validators, conditionals,
- * ranges), taking bodies from the file cache or splicing them from the page
- * cache.  Path safety is path.c's (decode once, dot segments, openat2
- * RESOLVE_BENEATH); this file decides statuses and queues the bytes.
+/* The static-file responder: maps a request to a file beneath the docroot
+ * and answers it with the HTTP file semantics of fs/httpfile.c (validators,
+ * conditionals, ranges).  Path safety is fs/path.c's (decode once, dot
+ * segments, openat2 RESOLVE_BENEATH), metadata and small hot bodies are
+ * fs/filecache.c's; how bodies leave is output.c's.  This file decides
+ * statuses, builds heads through response.c and queues bodies.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +21,8 @@
 #include "fs/httpfile.h"
 #include "fs/mime.h"
 #include "fs/path.h"
-#include "fs/static.h"
 #include "http/http.h"
+#include "http/static.h"
 
 #define MAX_RANGES 16
 #define REL_MAX 4096
@@ -113,50 +114,11 @@ void cz_static_global_free(struct cz_server *srv)
     srv->mime = NULL;
 }
 
-/* snprintf at buf + *n that never runs past cap: on truncation *n becomes
- * cap, which callers treat as "did not fit".  (A bare n += snprintf() goes
- * past the buffer on truncation and the next call writes out of bounds.) */
-static void appendf(char *buf, size_t cap, size_t *n, const char *fmt, ...)
-{
-    if (*n >= cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(buf + *n, cap - *n, fmt, ap);
-    va_end(ap);
-    *n = (m < 0 || (size_t)m >= cap - *n) ? cap : *n + (size_t)m;
-}
-
-/* The part of a status page after its extra headers. */
-static int simple_response_tail(struct conn *c, const struct cz_request *req, int status)
-{
-    char buf[256];
-    size_t n = 0;
-    const char *reason = http_reason(status);
-    if (status != 304)
-        appendf(buf, sizeof(buf), &n,
-                "Content-Type: text/plain; charset=utf-8\r\n"
-                "Content-Length: %zu\r\n\r\n%s%s",
-                strlen(reason) + 1, req->head ? "" : reason, req->head ? "" : "\n");
-    else
-        appendf(buf, sizeof(buf), &n, "\r\n");
-    return n < sizeof(buf) ? out_append(c, buf, n) : -ENOBUFS;
-}
-
-/* A small complete response (status page) that keeps the connection.  The
- * extra header lines are queued as they are, so their length is not limited
- * by a stack buffer (out_append joins the pieces into one segment). */
+/* A small complete status page that keeps the connection. */
 static void simple_response(struct conn *c, const struct cz_request *req, int status,
-                            const char *extra_headers)
+                            const struct head_spec *more)
 {
-    char buf[512];
-    size_t n = response_head_start(buf, sizeof(buf), c->w, status, c->close_after_send);
-    int rc = out_append(c, buf, n);
-    if (rc == 0 && extra_headers)
-        rc = out_append(c, extra_headers, strlen(extra_headers));
-    if (rc == 0)
-        rc = simple_response_tail(c, req, status);
-    if (rc < 0)
+    if (response_text(c, status, req->head, c->close_after_send, more) < 0)
         conn_close(c);
 }
 
@@ -176,43 +138,36 @@ static bool location_safe(unsigned char ch)
 static void redirect_to_dir(struct conn *c, const struct cz_request *req, const char *rel,
                             size_t rl)
 {
-    char buf[512];
-    size_t n = response_head_start(buf, sizeof(buf), c->w, 301, c->close_after_send);
-    int rc = out_append(c, buf, n);
-    if (rc == 0)
-        rc = out_append(c, "Location: /", 11);
-    n = 0;
-    for (size_t i = 0; rc == 0 && i <= rl; i++) {
-        /* Flush the chunk before it could overflow, and at the end. */
-        if (i == rl || n + 3 > sizeof(buf)) {
-            rc = out_append(c, buf, n);
-            n = 0;
-        }
-        if (i == rl)
-            break;
+    /* "/" + rel encoded (3 bytes a byte at most) + "/" + "?" + query */
+    size_t cap = 2 + 3 * rl + 1 + req->query.len;
+    char *loc = catzilla_response_alloc(cap);
+    if (!loc) {
+        conn_close(c);
+        return;
+    }
+    size_t n = 0;
+    loc[n++] = '/';
+    for (size_t i = 0; i < rl; i++) {
         unsigned char ch = (unsigned char)rel[i];
         if (location_safe(ch)) {
-            buf[n++] = (char)ch;
+            loc[n++] = (char)ch;
         } else {
-            buf[n++] = '%';
-            buf[n++] = "0123456789ABCDEF"[ch >> 4];
-            buf[n++] = "0123456789ABCDEF"[ch & 15];
+            loc[n++] = '%';
+            loc[n++] = "0123456789ABCDEF"[ch >> 4];
+            loc[n++] = "0123456789ABCDEF"[ch & 15];
         }
     }
-    if (rc == 0 && rl > 0) /* never "//": that would name a host */
-        rc = out_append(c, "/", 1);
-    if (rc == 0 && req->query.len) {
+    if (rl > 0) /* never "//": that would name a host */
+        loc[n++] = '/';
+    if (req->query.len) {
         /* The query is the client's own, already valid in a request line. */
-        rc = out_append(c, "?", 1);
-        if (rc == 0)
-            rc = out_append(c, req->query.ptr, req->query.len);
+        loc[n++] = '?';
+        memcpy(loc + n, req->query.ptr, req->query.len);
+        n += req->query.len;
     }
-    if (rc == 0)
-        rc = out_append(c, "\r\n", 2);
-    if (rc == 0)
-        rc = simple_response_tail(c, req, 301);
-    if (rc < 0)
-        conn_close(c);
+    struct head_spec more = {.location = loc, .location_len = n};
+    simple_response(c, req, 301, &more);
+    catzilla_response_free(loc);
 }
 
 static int status_for_error(int err)
@@ -301,24 +256,63 @@ static void evaluate(struct worker *w, const struct cz_request *req,
     }
 }
 
-static int queue_body(struct conn *c, struct cz_cache_entry *e, int fd, uint64_t off,
+/* Queue len bytes of the file from off: from the cache's registered copy, or
+ * zero-copy from the page cache through the connection's one descriptor. */
+static int queue_body(struct conn *c, struct cz_cache_entry *e, struct out_file *f, uint64_t off,
                       uint64_t len)
 {
-    if (len == 0)
-        return 0;
-    if (e->data) {
-        e->refs++;
-        int rc = out_append_cached(c, e, e->data + off, (uint32_t)len);
-        if (rc < 0)
-            e->refs--;
-        return rc;
+    if (e->data)
+        return output_append_cached(c, e, off, (uint32_t)len);
+    return output_append_file(c, f, off, len);
+}
+
+/* The connection's descriptor for the file e describes: one it already has
+ * open (pipelined ranges of one file share it), or a fresh one checked
+ * against e.  -EAGAIN: the file changed since e was made. */
+static int open_body(struct conn *c, const struct cz_cache_entry *e, const char *rel,
+                     struct out_file **out)
+{
+    struct out_file *f = output_file_find(c, &e->id);
+    if (!f) {
+        int fd = cz_path_open_beneath(c->w->srv->root_fd, rel, O_RDONLY);
+        if (fd < 0)
+            return fd;
+        if (!cz_file_id_matches(fd, &e->id)) {
+            close(fd);
+            return -EAGAIN;
+        }
+        f = output_file_adopt(c, fd, &e->id);
+        if (!f)
+            return -ENOMEM;
     }
-    int own = dup(fd);
-    if (own < 0)
-        return -errno;
-    int rc = out_append_file(c, own, off, len);
-    if (rc < 0)
-        close(own);
+    *out = f;
+    return 0;
+}
+
+/* The multipart body: a part header and the bytes for each range, then the
+ * closing delimiter.  Part headers are as long as the MIME type makes them. */
+static int queue_multipart(struct conn *c, const struct file_reply *fr,
+                           struct cz_cache_entry *e, struct out_file *f)
+{
+    int rc = 0;
+    for (unsigned i = 0; rc == 0 && i < fr->nranges; i++) {
+        const struct cz_range *r = &fr->ranges[i];
+        size_t n = cz_multipart_part_header(NULL, 0, fr->boundary, e->mime, r->start, r->len,
+                                            e->size);
+        char *tmp = catzilla_response_alloc(n + 1);
+        if (!tmp)
+            return -ENOMEM;
+        cz_multipart_part_header(tmp, n + 1, fr->boundary, e->mime, r->start, r->len, e->size);
+        rc = output_append(c, tmp, n);
+        catzilla_response_free(tmp);
+        if (rc == 0)
+            rc = queue_body(c, e, f, r->start, r->len);
+    }
+    if (rc == 0) {
+        char tail[CZ_MULTIPART_BOUNDARY_MAX + 16];
+        size_t n = cz_multipart_trailer(tail, sizeof(tail), fr->boundary);
+        rc = n < sizeof(tail) ? output_append(c, tail, n) : -ENOBUFS;
+    }
     return rc;
 }
 
@@ -327,107 +321,71 @@ static int serve_file(struct conn *c, const struct cz_request *req, struct cz_ca
 {
     struct worker *w = c->w;
     const struct cz_config *cfg = &w->srv->cfg;
-    int fd = -1;
-    if (!e->data && e->size > 0 && !req->head) {
-        /* Not cached: the fd we splice from must be the file the headers describe. */
-        fd = cz_path_open_beneath(w->srv->root_fd, rel, O_RDONLY);
-        if (fd < 0)
-            return fd;
-        struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size ||
-            (uint64_t)st.st_ino != e->ino) {
-            close(fd);
-            return -EAGAIN; /* changed under us: the caller retries with fresh metadata */
-        }
-    }
-
     struct file_reply fr;
     evaluate(w, req, e, &fr);
+    bool body = !req->head && (fr.status == 200 || fr.status == 206);
 
-    char head[1024];
-    size_t n = response_head_start(head, sizeof(head), w, fr.status, c->close_after_send);
-    appendf(head, sizeof(head), &n, "ETag: %s\r\nLast-Modified: %s\r\n", e->etag,
-            e->last_modified);
-    int rc = n < sizeof(head) ? out_append(c, head, n) : -ENOBUFS;
-    /* The operator's Cache-Control value has no length limit: queued as it is. */
-    if (rc == 0 && cfg->cache_control && *cfg->cache_control) {
-        rc = out_append(c, "Cache-Control: ", 15);
-        if (rc == 0)
-            rc = out_append(c, cfg->cache_control, strlen(cfg->cache_control));
-        if (rc == 0)
-            rc = out_append(c, "\r\n", 2);
+    struct out_file *f = NULL;
+    if (body && !e->data && e->size > 0) {
+        /* Not cached: the descriptor must be the file the headers describe. */
+        int rc = open_body(c, e, rel, &f);
+        if (rc < 0)
+            return rc;
     }
-    n = 0;
-    uint64_t body_len = 0;
+
+    char cr[80] = "";
+    char type[160];
+    struct head_spec h = {
+        .status = fr.status,
+        .close = c->close_after_send,
+        .etag = e->etag,
+        .last_modified = e->last_modified,
+        .cache_control = cfg->cache_control && *cfg->cache_control ? cfg->cache_control : NULL,
+        .content_length = -1,
+    };
+    int rc = 0;
     switch (fr.status) {
     case 304:
         break;
     case 412:
-    case 416: {
-        const char *reason = http_reason(fr.status);
-        char cr[80] = "";
-        if (fr.status == 416)
+    case 416:
+        if (fr.status == 416) {
             cz_http_content_range(cr, sizeof(cr), NULL, e->size);
-        appendf(head, sizeof(head), &n,
-                "%s%s%sContent-Type: text/plain; charset=utf-8\r\n"
-                "Content-Length: %zu\r\n\r\n%s%s",
-                *cr ? "Content-Range: " : "", cr, *cr ? "\r\n" : "", strlen(reason) + 1,
-                req->head ? "" : reason, req->head ? "" : "\n");
-        fr.nranges = 0;
-        break;
-    }
+            h.content_range = cr;
+        }
+        output_file_release(c, f);
+        return response_text(c, fr.status, req->head, c->close_after_send, &h) < 0 ? -ENOMEM
+                                                                                    : 0;
     case 206:
+        h.accept_ranges = true;
         if (fr.nranges == 1) {
-            char cr[80];
             cz_http_content_range(cr, sizeof(cr), &fr.ranges[0], e->size);
-            body_len = fr.ranges[0].len;
-            appendf(head, sizeof(head), &n,
-                    "Accept-Ranges: bytes\r\nContent-Type: %s\r\n"
-                    "Content-Range: %s\r\nContent-Length: %llu\r\n",
-                    e->mime, cr, (unsigned long long)body_len);
+            h.content_range = cr;
+            h.content_type = e->mime;
+            h.content_length = (int64_t)fr.ranges[0].len;
         } else {
-            body_len = cz_multipart_length(fr.boundary, e->mime, fr.ranges, fr.nranges, e->size);
-            appendf(head, sizeof(head), &n,
-                    "Accept-Ranges: bytes\r\n"
-                    "Content-Type: multipart/byteranges; boundary=%s\r\n"
-                    "Content-Length: %llu\r\n",
-                    fr.boundary, (unsigned long long)body_len);
+            snprintf(type, sizeof(type), "multipart/byteranges; boundary=%s", fr.boundary);
+            h.content_type = type;
+            h.content_length =
+                (int64_t)cz_multipart_length(fr.boundary, e->mime, fr.ranges, fr.nranges, e->size);
         }
         break;
     default:
-        body_len = e->size;
-        appendf(head, sizeof(head), &n,
-                "Accept-Ranges: bytes\r\nContent-Type: %s\r\nContent-Length: %llu\r\n",
-                e->mime, (unsigned long long)body_len);
+        h.accept_ranges = true;
+        h.content_type = e->mime;
+        h.content_length = (int64_t)e->size;
         break;
     }
-    if (fr.status != 412 && fr.status != 416)
-        appendf(head, sizeof(head), &n, "\r\n");
-    if (rc == 0)
-        rc = n < sizeof(head) ? out_append(c, head, n) : -ENOBUFS;
-    if (rc == 0 && !req->head && (fr.status == 200 || fr.status == 206)) {
-        if (fr.status == 200) {
-            rc = queue_body(c, e, fd, 0, e->size);
-        } else if (fr.nranges == 1) {
-            rc = queue_body(c, e, fd, fr.ranges[0].start, fr.ranges[0].len);
-        } else {
-            char part[512];
-            for (unsigned i = 0; rc == 0 && i < fr.nranges; i++) {
-                size_t pn = cz_multipart_part_header(part, sizeof(part), fr.boundary, e->mime,
-                                                     fr.ranges[i].start, fr.ranges[i].len,
-                                                     e->size);
-                rc = out_append(c, part, pn);
-                if (rc == 0)
-                    rc = queue_body(c, e, fd, fr.ranges[i].start, fr.ranges[i].len);
-            }
-            if (rc == 0) {
-                size_t tn = cz_multipart_trailer(part, sizeof(part), fr.boundary);
-                rc = out_append(c, part, tn);
-            }
-        }
+    rc = response_head(c, &h);
+    if (rc == 0 && body) {
+        if (fr.status == 200)
+            rc = queue_body(c, e, f, 0, e->size);
+        else if (fr.nranges == 1)
+            rc = queue_body(c, e, f, fr.ranges[0].start, fr.ranges[0].len);
+        else
+            rc = queue_multipart(c, &fr, e, f);
     }
-    if (fd >= 0)
-        close(fd);
+    output_file_release(c, f);
     if (rc < 0)
         conn_close(c); /* the response is half queued: the only safe answer is to close */
     return 0;
@@ -464,7 +422,8 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
         return 0;
     }
     if (req->method != CZ_METHOD_GET && req->method != CZ_METHOD_HEAD) {
-        simple_response(c, req, 405, "Allow: GET, HEAD\r\n");
+        struct head_spec more = {.allow = "GET, HEAD"};
+        simple_response(c, req, 405, &more);
         return 0;
     }
     bool dir_req = (flags & CZ_PATH_TRAILING_SLASH) != 0;
@@ -477,7 +436,7 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
 
     for (int attempt = 0; attempt < 2; attempt++) {
         struct cz_cache_entry *e;
-        int rc = cz_filecache_get(w, rel, rl, &e);
+        int rc = cz_filecache_get(w->fcache, rel, rl, &e);
         if (rc < 0) {
             if (rc != -ENOENT && rc != -ENOTDIR && rc != -EXDEV && rc != -ELOOP &&
                 rc != -EACCES)
@@ -497,8 +456,8 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
         }
         rc = serve_file(c, req, e, rel);
         if (rc == -EAGAIN && attempt == 0) {
-            /* The file changed between cache and open: force revalidation. */
-            e->checked_ms = w->now_ms > 2000 ? w->now_ms - 2000 : 0;
+            /* The file changed between cache and open: check it again. */
+            cz_filecache_invalidate(e);
             cz_filecache_release(e);
             continue;
         }

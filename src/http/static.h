@@ -1,8 +1,9 @@
-/* Static files: request path -> file under the docroot -> response with
- * ETag/Last-Modified, conditionals, ranges and MIME type.  Owns the docroot
- * (its directory fd and the MIME table, shared read-only by the workers). */
-#ifndef CZ_FS_STATIC_H
-#define CZ_FS_STATIC_H
+/* The static-file responder (HTTP code): request path -> file under the
+ * docroot -> response with ETag/Last-Modified, conditionals, ranges and MIME
+ * type.  Owns the docroot (its directory fd and the MIME table, shared
+ * read-only by the workers). */
+#ifndef CZ_HTTP_STATIC_H
+#define CZ_HTTP_STATIC_H
 
 #include <stddef.h>
 
