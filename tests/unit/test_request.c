@@ -4,6 +4,7 @@
  * every case is also fed split at every byte offset, because a parser that is
  * only right for whole buffers is not right. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,16 @@
 static struct cz_server *srv;
 static struct worker w;
 
+/* A handler using the old private convention for "answered later" without
+ * deferring anything: it must get an error response in its own place. */
+static int on_inprogress(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)req;
+    (void)res;
+    (void)ud;
+    return -EINPROGRESS;
+}
+
 static void setup(void)
 {
     struct cz_config cfg;
@@ -25,6 +36,7 @@ static void setup(void)
     cfg.max_body_size = 64;
     cr_assert_eq(cz_server_create(&cfg, &srv), 0);
     cr_assert_eq(builtin_register(srv), 0);
+    cr_assert_eq(cz_server_route(srv, "GET", "/inprogress", on_inprogress, NULL), 0);
     srv->root_fd = -1;
     catzilla_memory_thread_init();
     memset(&w, 0, sizeof(w));
@@ -101,6 +113,11 @@ static const struct parse_case cases[] = {
     {"echo chunked", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                      "2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
      "200", false, "\r\n\r\nabc"},
+    /* A handler returning -EINPROGRESS without a placeholder got no response,
+     * and the next pipelined response answered the wrong request. */
+    {"einprogress_handler_answers_in_order",
+     "GET /inprogress HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n",
+     "500,200", false, "Hello, World!"},
     {"http/1.0 closes", "GET /plaintext HTTP/1.0\r\n\r\n", "200", true, "Connection: close"},
     {"connection close stops the pipeline",
      "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /json HTTP/1.1\r\n"
@@ -227,4 +244,45 @@ Test(request, output_backpressure_pauses_parsing)
     cr_assert_geq(output_queued(c), 4096);
     cr_assert_lt(output_queued(c), 4096 + 512);
     conn_free(c);
+}
+
+/* The one head builder: the length it announces is the length it writes,
+ * whatever is set, and the lines come out in a fixed order. */
+Test(request, head_builder_length_is_exact)
+{
+    struct head_spec h = {
+        .status = 206,
+        .close = true,
+        .accept_ranges = true,
+        .content_length = 1234567890123,
+        .content_type = "application/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        .etag = "\"1-2-3\"",
+        .last_modified = "Sun, 06 Nov 1994 08:49:37 GMT",
+        .cache_control = "no-store",
+        .content_range = "bytes 0-9/100",
+        .allow = "GET, HEAD",
+        .location = "/dir/",
+        .location_len = 5,
+        .extra = "X-A: 1\r\n",
+        .extra_len = 8,
+    };
+    size_t n = response_head_len(&w, &h);
+    char *buf = malloc(n + 1);
+    cr_assert_eq(response_head_write(&w, &h, buf), n);
+    buf[n] = '\0';
+    static const char start[] = "HTTP/1.1 206 Partial Content\r\nServer: catzilla\r\nDate: ";
+    cr_assert(strncmp(buf, start, sizeof(start) - 1) == 0, "%s", buf);
+    cr_assert_not_null(strstr(buf, "Connection: close\r\n"));
+    cr_assert_not_null(strstr(buf, "Content-Length: 1234567890123\r\n"));
+    cr_assert_not_null(strstr(buf, "Location: /dir/\r\n"));
+    cr_assert_not_null(strstr(buf, "X-A: 1\r\n\r\n"));
+    cr_assert_eq(strstr(buf, "\r\n\r\n") + 4, buf + n, "one blank line, at the end");
+    free(buf);
+
+    struct head_spec bare = {.status = 304, .content_length = -1};
+    n = response_head_len(&w, &bare);
+    buf = malloc(n);
+    cr_assert_eq(response_head_write(&w, &bare, buf), n);
+    cr_assert_null(memmem(buf, n, "Content-Length", 14));
+    free(buf);
 }
