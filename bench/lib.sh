@@ -76,15 +76,29 @@ tree_cpu_ticks() {
     printf '%s\n' "${total}"
 }
 
-# cpu_ticks CPUS -> "usersys softirq steal" clock ticks summed over those CPUs (/proc/stat).
+# cpu_lists_overlap A B: true when the CPU lists A and B share a CPU.
+cpu_lists_overlap() {
+    local c
+    for c in $(cpu_list_expand "$1"); do
+        case " $(cpu_list_expand "$2") " in *" $c "*) return 0 ;; esac
+    done
+    return 1
+}
+
+# cpu_ticks CPUS -> "usersys irq steal total" clock ticks summed over those CPUs (/proc/stat:
+# cpuN user nice system idle iowait irq softirq steal guest guest_nice).
 # usersys (user + nice + system) minus the server's own ticks is CPU time that other processes
-# took on the server's CPUs; softirq is mostly loopback packet work; steal is the hypervisor's.
+# took on the server's CPUs; irq (irq + softirq) is mostly loopback packet work; steal is the
+# hypervisor's. Busy is usersys + irq: idle and iowait are not (a thread blocked in
+# io_uring_enter is accounted as iowait), nor is steal. total is every field from user to steal
+# (guest time is already inside user), so busy / total and steal / total are shares of the CPUs.
 cpu_ticks() {
     awk -v list=" $(cpu_list_expand "$1") " '
         $1 ~ /^cpu[0-9]+$/ && index(list, " " substr($1, 4) " ") {
-            us += $2 + $3 + $4; si += $7 + $8; st += $9
+            us += $2 + $3 + $4; irq += $7 + $8; st += $9
+            for (i = 2; i <= 9; i++) tot += $i
         }
-        END { print us + 0, si + 0, st + 0 }' /proc/stat
+        END { print us + 0, irq + 0, st + 0, tot + 0 }' /proc/stat
 }
 
 # quiet_check CPUS: percent of one core used on CPUS over 1 s while nothing of ours runs.
@@ -255,7 +269,7 @@ run_wrk() {
     taskset -c "${WRK_CPUS_NOW:-0}" wrk "${args[@]}" >"${out}" 2>&1 || true
 }
 
-# parse_wrk FILE -> "rps bytes_per_sec p50_us p99_us non2xx socket_errors" (nan when absent)
+# parse_wrk FILE -> "requests rps bytes_per_sec p50_us p99_us non2xx socket_errors" (nan when absent)
 parse_wrk() {
     awk '
     function us(v) {
@@ -274,6 +288,7 @@ parse_wrk() {
         if (v ~ /TB$/) return n * 1099511627776
         return n
     }
+    /^ *[0-9]+ requests in /    { req = $1 }
     /^Requests\/sec:/           { rps = $2 }
     /^Transfer\/sec:/           { tps = bytes($2) }
     /^[ \t]+50%[ \t]/           { p50 = us($2) }
@@ -281,7 +296,8 @@ parse_wrk() {
     /Non-2xx or 3xx responses:/ { non2xx = $NF }
     /Socket errors:/            { gsub(",", ""); se = $4 + $6 + $8 + $10 }
     END {
-        printf "%s %s %s %s %d %d\n", (rps == "" ? "nan" : rps), (tps == "" ? "nan" : sprintf("%.0f", tps)),
+        printf "%s %s %s %s %s %d %d\n", (req == "" ? "nan" : req), (rps == "" ? "nan" : rps),
+            (tps == "" ? "nan" : sprintf("%.0f", tps)),
             (p50 == "" ? "nan" : p50), (p99 == "" ? "nan" : p99), non2xx, se
     }' "$1"
 }

@@ -13,6 +13,16 @@ import sys
 SERVERS = ["catzilla", "nginx", "h2o"]
 PEERS = ["nginx", "h2o"]
 COLORS = {"catzilla": "#d9480f", "nginx": "#2b8a3e", "h2o": "#1864ab"}
+# the throughput scenarios, in report order (the scaling row is added with its CPUs)
+SCENARIOS = [
+    ("plaintext", "/plaintext, keep-alive, 64 conns"),
+    ("pipelined", "/plaintext, pipelined ×16, 64 conns"),
+    ("file19", "19 B file, 64 conns"),
+    ("file16k", "16 KiB file, 64 conns"),
+    ("file1m", "1 MiB file, 16 conns"),
+]
+# disturbed runs leave the medians only while at least this many undisturbed runs remain
+MIN_CLEAN_RUNS = 2
 
 
 def num(v):
@@ -28,6 +38,11 @@ def median(vals):
     return statistics.median(vals) if vals else math.nan
 
 
+def spread(runs, field):
+    vals = [v for v in (num(r.get(field)) for r in runs) if not math.isnan(v)]
+    return (min(vals), max(vals)) if vals else (math.nan, math.nan)
+
+
 def read_csv(path):
     if not os.path.exists(path):
         return []
@@ -40,6 +55,11 @@ def fmt(v, kind):
         return "n/a"
     if kind == "int":
         return f"{v:,.0f}"
+    if kind == "short":
+        for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(v) >= div:
+                return f"{v / div:.3g}{suffix}"
+        return f"{v:.3g}"
     if kind == "gb":
         return f"{v:.2f}"
     if kind == "ms":
@@ -52,6 +72,8 @@ def fmt(v, kind):
         return f"{v:.2f}×"
     if kind == "pct":
         return f"{v * 100:.1f} %"
+    if kind == "percent":
+        return f"{v:.1f} %"
     return str(v)
 
 
@@ -93,28 +115,35 @@ def main():
     mem = read_csv(os.path.join(raw, "memory.csv"))
 
     # ------------------------------------------------------------ medians
-    med = {}      # (scenario, server) -> {field: median}
+    med = {}      # (scenario, server) -> {field: median over "runs", the runs the medians use}
     problems = []
     groups = {}
+    disturbed = excluded = 0
     for r in runs:
         groups.setdefault((r["scenario"], r["server"]), []).append(r)
     for key, rows in groups.items():
-        med[key] = {f: median([num(r.get(f)) for r in rows])
-                    for f in ("rps", "bytes_per_sec", "p50_us", "p99_us", "server_cpu_pct")}
-        med[key]["n"] = len([r for r in rows if not math.isnan(num(r["rps"]))])
+        ok = [r for r in rows if not math.isnan(num(r["rps"]))]
+        clean = [r for r in ok if r.get("disturbed") != "1"]
+        used = clean if len(clean) >= MIN_CLEAN_RUNS else ok
+        med[key] = {f: median([num(r.get(f)) for r in used])
+                    for f in ("rps", "bytes_per_sec", "p50_us", "p99_us", "req_per_busy_s", "busy_pct")}
+        med[key].update(runs=used, n=len(used), disturbed=len(used) - len(clean))
+        disturbed += len(ok) - len(clean)
+        excluded += len(ok) - len(used)
         for r in rows:
             n2, se = int(num(r["non2xx"]) or 0), int(num(r["socket_errors"]) or 0)
             if math.isnan(num(r["rps"])):
                 problems.append(f"round {r['round']} {r['scenario']} {r['server']}: no result (server did not start or wrk failed)")
             elif n2 or se:
                 problems.append(f"round {r['round']} {r['scenario']} {r['server']}: {n2} non-2xx, {se} socket errors")
-            other, steal = num(r.get("foreign_cpu_pct")), num(r.get("steal_pct"))
-            if not math.isnan(other) and other > 10:
-                problems.append(f"round {r['round']} {r['scenario']} {r['server']}: other processes took "
-                                f"{other:.0f} % of a core on the server's CPUs during the run")
-            if not math.isnan(steal) and steal > 5:
-                problems.append(f"round {r['round']} {r['scenario']} {r['server']}: {steal:.0f} % CPU steal "
-                                "(the hypervisor took the server's CPU)")
+            if r in ok and r not in clean:
+                other = num(r.get("foreign_cpu_pct"))
+                problems.append(f"round {r['round']} {r['scenario']} {r['server']}: disturbed (steal "
+                                f"{fmt(num(r.get('steal_pct')), 'percent')} of the server CPU"
+                                + ("" if math.isnan(other) else f", other processes {fmt(other, 'percent')} of a core "
+                                   "on the server's CPUs") + "); "
+                                + ("left out of the medians" if r not in used else
+                                   f"kept in the medians, for want of {MIN_CLEAN_RUNS} undisturbed runs"))
 
     idle_med = {}
     for srv in SERVERS:
@@ -136,13 +165,32 @@ def main():
     def vals(scen, field, scale=1.0):
         return {s: med[(scen, s)][field] * scale for s in SERVERS if (scen, s) in med}
 
+    workers = env.get("scale_threads", "2")
+    throughput = SCENARIOS + [("scaling", f"/plaintext, {workers} workers on CPUs "
+                                          f"{env.get('scale_server_cpus', '?')} (client shares them)")]
+
+    def throughput_rows(field):
+        """(scenario, label, medians per server) of the throughput scenarios with a figure for field."""
+        out = [(scen, label, vals(scen, field)) for scen, label in throughput]
+        return [r for r in out if any(not math.isnan(x) for x in r[2].values())]
+
+    # the two throughput tables: (title, field, unit, what follows each cell, introduction)
+    tables = [
+        ("Requests per second", "rps", "req/s", None,
+         "wrk's Requests/sec."),
+        ("Requests per busy CPU-second", "req_per_busy_s", "req/busy CPU-s",
+         lambda m: f", busy {m['busy_pct']:.0f} %",
+         "wrk's request count ÷ the busy time of the server's CPU over the run, in CPU-seconds from "
+         "/proc/stat: user + nice + system + irq + softirq. Idle and iowait are not busy (a worker "
+         "waiting in io_uring_enter is accounted as iowait), nor is steal. This is all the work done on "
+         "the server's core, its loopback packet work included, per request: the fair comparison when "
+         "the client, not the server, limits req/s. After the comma, the median busy share of the server "
+         "CPU: well below 100 % the server was waiting for the client; near 100 % this figure equals "
+         "req/s, within the counters' 10 ms resolution. Rows whose client shares the server's CPUs "
+         "(scaling) have no figure: their busy time is the client's too."),
+    ]
     spec = [
-        ("/plaintext, keep-alive, 64 conns", "plaintext", "rps", 1, "req/s", "higher", "int"),
-        ("/plaintext, pipelined ×16, 64 conns", "pipelined", "rps", 1, "req/s", "higher", "int"),
-        ("19 B file, 64 conns", "file19", "rps", 1, "req/s", "higher", "int"),
-        ("16 KiB file, 64 conns", "file16k", "rps", 1, "req/s", "higher", "int"),
         ("1 MiB file, 16 conns", "file1m", "bytes_per_sec", 1e-9, "GB/s", "higher", "gb"),
-        ("1 MiB file, 16 conns", "file1m", "rps", 1, "req/s", "higher", "int"),
         ("latency p50, /plaintext 64 conns", "plaintext", "p50_us", 1e-3, "ms", "lower", "ms"),
         ("latency p99, /plaintext 64 conns", "plaintext", "p99_us", 1e-3, "ms", "lower", "ms"),
     ]
@@ -153,13 +201,10 @@ def main():
             rows.append((label, unit, better, kind, v))
     sc = vals("scaling", "rps")
     if sc:
-        st = env.get("scale_threads", "2")
-        rows.append((f"/plaintext, {st} workers on CPUs {env.get('scale_server_cpus', '?')} (client shares them)",
-                     "req/s", "higher", "int", sc))
         one = vals("plaintext", "rps")
         factor = {s: sc[s] / one[s] for s in sc if s in one and one[s]}
         if factor:
-            rows.append((f"scaling: {st} workers ÷ 1 worker", "×", "higher", "x", factor))
+            rows.append((f"scaling: {workers} workers ÷ 1 worker", "×", "higher", "x", factor))
     if idle_med:
         n = env.get("idle_conns", "10000")
         rows.append((f"RSS with {int(float(n)):,} idle keep-alive conns", "MiB", "lower", "mib",
@@ -167,11 +212,13 @@ def main():
         rows.append(("RSS per idle connection", "KiB", "lower", "kib",
                      {s: idle_med[s]["per_kib"] for s in idle_med}))
 
-    present = [s for s in SERVERS if any(s in r[4] for r in rows)] or SERVERS
+    present = [s for s in SERVERS if any(k[1] == s for k in med) or s in idle_med] or SERVERS
+    thr_rows = [(label, unit, "higher", "int", v)
+                for _, field, unit, _, _ in tables for _, label, v in throughput_rows(field)]
     with open(os.path.join(results, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["scenario", "unit", "better", *present, "catzilla_vs_best_peer"])
-        for label, unit, better, kind, v in rows:
+        for label, unit, better, kind, v in thr_rows + rows:
             adv, _ = advantage(v, better)
             w.writerow([label, unit, better, *[("" if math.isnan(v.get(s, math.nan)) else f"{v[s]:.6g}")
                                                for s in present], "" if math.isnan(adv) else f"{adv:.4f}"])
@@ -205,9 +252,19 @@ def main():
     # ------------------------------------------------------------ charts
     charts = []
     if shutil.which("gnuplot"):
-        charts = make_charts(raw, results, med, idle_med, mem_rows, env)
+        charts = make_charts(raw, results, present, med, idle_med, mem_rows, env)
 
     # ------------------------------------------------------------ markdown
+    def cell(m, field, extra):
+        """median (min–max over the runs it is taken from), † if disturbed runs are among them"""
+        if m is None or math.isnan(m[field]):
+            return "n/a"
+        text = fmt(m[field], "int")
+        if m["n"] > 1:
+            lo, hi = spread(m["runs"], field)
+            text += f" ({fmt(lo, 'short')}–{fmt(hi, 'short')})"
+        return text + (" †" if m["disturbed"] else "") + (extra(m) if extra else "")
+
     L = []
     L.append("# Catzilla benchmark results\n")
     L.append(f"Run {env.get('date', '?')} on {env.get('cpu', '?')} ({env.get('nproc', '?')} CPUs), "
@@ -221,45 +278,45 @@ def main():
     L.append("The last column is catzilla's factor against the better of nginx and h2o for that row: "
              "above 1.00× catzilla is ahead (for throughput catzilla ÷ best peer; for latency and memory "
              "best peer ÷ catzilla).\n")
-    L.append("| scenario | unit | " + " | ".join(present) + " | catzilla vs best peer |")
-    L.append("|---|---|" + "---:|" * len(present) + "---:|")
-    for label, unit, better, kind, v in rows:
-        adv, who = advantage(v, better)
-        cells = [fmt(v.get(s, math.nan), kind) for s in present]
-        L.append(f"| {label} | {unit} | " + " | ".join(cells) + " | "
-                 + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
-    L.append("")
+    for title, field, unit, extra, intro in tables:
+        body = []
+        for scen, label, v in throughput_rows(field):
+            adv, who = advantage(v, "higher")
+            body.append(f"| {label} | " + " | ".join(cell(med.get((scen, s)), field, extra) for s in present)
+                        + " | " + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
+        if body:
+            L.append(f"## {title}\n")
+            L.append(f"{intro} Median over the rounds (disturbed runs left out, see below), "
+                     "(min–max) across the runs it is taken from where there are several.\n")
+            L.append(f"| scenario ({unit}) | " + " | ".join(present) + " | catzilla vs best peer |")
+            L.append("|---|" + "---:|" * len(present) + "---:|")
+            L.extend(body)
+            L.append("")
+    measured = [r for r in runs if not math.isnan(num(r["rps"]))]
+    if measured:
+        if any(m["disturbed"] for m in med.values()):
+            L.append(f"† the median includes disturbed runs, for want of {MIN_CLEAN_RUNS} undisturbed ones.\n")
+        steal = [v for v in (num(r.get("steal_pct")) for r in measured) if not math.isnan(v)]
+        L.append(f"Disturbed runs (steal, or CPU taken by other processes, above "
+                 f"{env.get('disturbed_pct', '?')} % of the server CPU): {disturbed} of {len(measured)}, "
+                 f"{excluded} of them left out of the medians"
+                 + (" (each is listed under Problems in this run)" if disturbed else "") + ". "
+                 f"Steal on the server CPU: median {fmt(median(steal), 'percent')}, "
+                 f"at most {fmt(max(steal, default=math.nan), 'percent')} in one run.\n")
+
+    if rows:
+        L.append("## Other figures\n")
+        L.append("| scenario | unit | " + " | ".join(present) + " | catzilla vs best peer |")
+        L.append("|---|---|" + "---:|" * len(present) + "---:|")
+        for label, unit, better, kind, v in rows:
+            adv, who = advantage(v, better)
+            cells = [fmt(v.get(s, math.nan), kind) for s in present]
+            L.append(f"| {label} | {unit} | " + " | ".join(cells) + " | "
+                     + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
+        L.append("")
     for c in charts:
         L.append(f"![{c[1]}]({c[0]})")
     if charts:
-        L.append("")
-
-    eff = []
-    for label, scen in (("/plaintext, keep-alive", "plaintext"), ("/plaintext, pipelined ×16", "pipelined"),
-                        ("19 B file", "file19"), ("16 KiB file", "file16k"), ("1 MiB file", "file1m"),
-                        (f"/plaintext, {env.get('scale_threads', '2')} workers", "scaling")):
-        v, cpu = {}, {}
-        for s in present:
-            m = med.get((scen, s))
-            if m and not math.isnan(m["server_cpu_pct"]) and m["server_cpu_pct"] > 0:
-                v[s] = m["rps"] / (m["server_cpu_pct"] / 100)
-                cpu[s] = m["server_cpu_pct"]
-        if v:
-            eff.append((label, v, cpu))
-    if eff:
-        L.append("## Work per CPU\n")
-        L.append("Requests per second of server CPU time (user + system of the server's process tree, read "
-                 "from /proc over the measured run), with the server's CPU use in parentheses (100 % = one "
-                 "core). A server well below 100 % was waiting: for the client (its req/s above is then "
-                 "client-bound, and this table is the fairer comparison), or for a CPU that other processes "
-                 "took (listed under Problems). Loopback packet work (softirq) is not counted here.\n")
-        L.append("| scenario | " + " | ".join(present) + " | catzilla vs best peer |")
-        L.append("|---|" + "---:|" * len(present) + "---:|")
-        for label, v, cpu in eff:
-            adv, who = advantage(v, "higher")
-            cells = [f"{fmt(v[s], 'int')} ({cpu[s]:.0f} %)" if s in v else "n/a" for s in present]
-            L.append(f"| {label} | " + " | ".join(cells) + " | "
-                     + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
         L.append("")
 
     if mem_rows:
@@ -308,8 +365,8 @@ def main():
     L.append("- Keep-alive request limits are lifted on all three (nginx `keepalive_requests`, catzilla "
              "`--max-keepalive-requests 0`; h2o has none) so that wrk's connections are never recycled.")
     L.append("- On 2 CPUs one wrk thread on one core can be the bottleneck for small non-pipelined "
-             "requests: when several servers reach about the same req/s, look at the CPU column of "
-             "\"Work per CPU\". The pipelined row shows more of the servers' own cost.")
+             "requests: when several servers reach about the same req/s, look at their busy share and "
+             "requests per busy CPU-second. The pipelined row shows more of the servers' own cost.")
     L.append("- Latency rows come from the saturating /plaintext run (wrk --latency; wrk has no fixed rate), "
              "so they are latencies under full load, not at a light load.")
     L.append(f"- The scaling row runs {env.get('scale_threads', '2')} workers on CPUs "
@@ -340,9 +397,8 @@ def main():
     print("\n".join(L))
 
 
-def make_charts(raw, results, med, idle_med, mem_rows, env):
+def make_charts(raw, results, present, med, idle_med, mem_rows, env):
     charts = []
-    present = [s for s in SERVERS if any(k[1] == s for k in med) or s in idle_med]
     term = 'set terminal pngcairo size 960,480 enhanced font "sans,11"\n'
     style = ("set style data histogram\nset style histogram clustered gap 1\n"
              "set style fill solid 0.9 border -1\nset boxwidth 0.9\nset grid ytics\n"

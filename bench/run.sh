@@ -38,6 +38,9 @@ ROOT=$(dirname "${BENCH_DIR}")
 ROUNDS=3
 DURATION=10
 WARMUP=${WARMUP:-1}
+# a run is "disturbed" when steal, or CPU that other processes took on the server's CPUs,
+# exceeds this many % (the report leaves such runs out of its medians when it can)
+DISTURBED_PCT=10
 SERVERS="catzilla nginx h2o"
 ONLY="plaintext,pipelined,file19,file16k,file1m,scaling,idle,memory"
 DEPS=1
@@ -146,7 +149,7 @@ CLK_TCK=$(getconf CLK_TCK)
 RUNS_CSV="${RAW}/runs.csv"
 IDLE_CSV="${RAW}/idle.csv"
 MEM_CSV="${RAW}/memory.csv"
-echo "round,scenario,server,threads,conns,rps,bytes_per_sec,p50_us,p99_us,non2xx,socket_errors,server_cpu_pct,foreign_cpu_pct,softirq_pct,steal_pct" >"${RUNS_CSV}"
+echo "round,scenario,server,threads,conns,requests,rps,bytes_per_sec,p50_us,p99_us,non2xx,socket_errors,server_cpu_pct,foreign_cpu_pct,busy_cpu_s,busy_pct,irq_pct,steal_pct,req_per_busy_s,disturbed" >"${RUNS_CSV}"
 echo "round,server,conns_ok,conns_failed,closed_by_server,rss_before_kib,rss_after_kib" >"${IDLE_CSV}"
 echo "round,build,rss_start_kib,rss_after_load_kib,stats_file" >"${MEM_CSV}"
 
@@ -173,6 +176,7 @@ echo "round,build,rss_start_kib,rss_after_load_kib,stats_file" >"${MEM_CSV}"
     echo "scale_server_cpus=${SCALE_SERVER_CPUS}"
     echo "scale_client_cpus=${SCALE_CLIENT_CPUS}"
     echo "idle_conns=${IDLE_CONNS}"
+    echo "disturbed_pct=${DISTURBED_PCT}"
     echo "servers=${SERVERS}"
 } >"${RAW}/env.txt"
 
@@ -181,41 +185,54 @@ echo "round,build,rss_start_kib,rss_after_load_kib,stats_file" >"${MEM_CSV}"
 measure() {
     local round=$1 scen=$2 srv=$3 threads=$4 scpus=$5 ccpus=$6 cthreads=$7 conns=$8 path=$9
     shift 9
-    local port out row t0 t1 c0 c1 cpu u0 s0 x0 u1 s1 x1 other
+    local port out row t0 t1 c0 c1 u0 i0 x0 a0 u1 i1 x1 a1 shared
+    local reqs rps bps p50 p99 n2 se cpu other busy bpct irq steal per dist
     port=$(port_of "${srv}")
     out="${RAW}/r${round}-${scen}-${srv}.txt"
     if ! start_server "${srv}" "${port}" "${scpus}" "${threads}"; then
-        echo "${round},${scen},${srv},${threads},${conns},nan,nan,nan,nan,0,0,nan,nan,nan,nan" >>"${RUNS_CSV}"
+        echo "${round},${scen},${srv},${threads},${conns},nan,nan,nan,nan,nan,0,0,nan,nan,nan,nan,nan,nan,nan,0" >>"${RUNS_CSV}"
         return 0
     fi
     WRK_CPUS_NOW=${ccpus} WRK_THREADS_NOW=${cthreads} \
         run_wrk "${out}.warmup" "${conns}" "${WARMUP}" "http://127.0.0.1:${port}${path}" "$@"
-    # the server's CPU use over the measured run: is the server or the client the bottleneck?
+    # CPU over the measured run: the server CPUs' counters (/proc/stat) read right around wrk,
+    # and the server's own (its process tree) just outside them
     c0=$(tree_cpu_ticks "${SERVER_PID}")
-    read -r u0 s0 x0 <<<"$(cpu_ticks "${scpus}")"
+    read -r u0 i0 x0 a0 <<<"$(cpu_ticks "${scpus}")"
     t0=$(date +%s%N)
     WRK_CPUS_NOW=${ccpus} WRK_THREADS_NOW=${cthreads} \
         run_wrk "${out}" "${conns}" "${DURATION}" "http://127.0.0.1:${port}${path}" "$@"
-    c1=$(tree_cpu_ticks "${SERVER_PID}")
-    read -r u1 s1 x1 <<<"$(cpu_ticks "${scpus}")"
     t1=$(date +%s%N)
+    read -r u1 i1 x1 a1 <<<"$(cpu_ticks "${scpus}")"
+    c1=$(tree_cpu_ticks "${SERVER_PID}")
     stop_server
-    # percent of one core over the run: the server's own CPU time; what other processes took
-    # on the server's CPUs (only meaningful when the client runs elsewhere); softirq; steal
-    read -r cpu other sirq steal <<<"$(awk -v c="$((c1 - c0))" -v u="$((u1 - u0))" \
-        -v si="$((s1 - s0))" -v st="$((x1 - x0))" -v hz="${CLK_TCK}" -v ns="$((t1 - t0))" '
-        BEGIN {
-            k = (ns > 0 ? 100 / hz / (ns / 1e9) : 0)
-            o = (u - c) * k
-            printf "%.1f %.1f %.1f %.1f\n", c * k, (o > 0 ? o : 0), si * k, st * k
-        }')"
-    if [ "${ccpus}" = "${scpus}" ]; then other=nan; fi
     row=$(parse_wrk "${out}")
-    echo "${round},${scen},${srv},${threads},${conns},${row// /,},${cpu},${other},${sirq},${steal}" >>"${RUNS_CSV}"
-    read -r rps bps p50 p99 n2 se <<<"${row}"
-    log "$(printf 'r%s %-10s %-9s %12s req/s %10s B/s p50 %sus p99 %sus non2xx %s sockerr %s | CPU %s%% other %s%% softirq %s%% steal %s%%' \
+    read -r reqs rps bps p50 p99 n2 se <<<"${row}"
+    # a client on the server's CPUs makes their busy time and "other processes" its own too
+    shared=0
+    cpu_lists_overlap "${scpus}" "${ccpus}" && shared=1
+    # server_cpu_pct and foreign_cpu_pct in % of one core; busy_pct, irq_pct and steal_pct in %
+    # of the server CPUs' time; req_per_busy_s = requests / busy CPU-seconds (see bench/README.md)
+    read -r cpu other busy bpct irq steal per dist <<<"$(awk -v c="$((c1 - c0))" -v u="$((u1 - u0))" \
+        -v irq="$((i1 - i0))" -v st="$((x1 - x0))" -v tot="$((a1 - a0))" -v hz="${CLK_TCK}" \
+        -v ns="$((t1 - t0))" -v req="${reqs}" -v shared="${shared}" -v lim="${DISTURBED_PCT}" '
+        BEGIN {
+            core = (ns > 0 ? 100 / hz / (ns / 1e9) : 0)
+            share = (tot > 0 ? 100 / tot : 0)
+            busy = u + irq
+            o = (u - c) * core
+            other = (shared ? "nan" : sprintf("%.1f", o > 0 ? o : 0))
+            per = (shared || req == "nan" || busy == 0 ? "nan" : sprintf("%.0f", req * hz / busy))
+            dist = (st * share > lim || (!shared && o > lim))
+            printf "%.1f %s %.2f %.1f %.1f %.1f %s %d\n", c * core, other, busy / hz, busy * share,
+                irq * share, st * share, per, dist
+        }')"
+    echo "${round},${scen},${srv},${threads},${conns},${row// /,},${cpu},${other},${busy},${bpct},${irq},${steal},${per},${dist}" \
+        >>"${RUNS_CSV}"
+    log "$(printf 'r%s %-10s %-9s %12s req/s %10s B/s p50 %sus p99 %sus non2xx %s sockerr %s | %s req/busy-s, busy %s%% steal %s%% | CPU %s%% other %s%% irq %s%%%s' \
         "${round}" "${scen}" "${srv}" "${rps}" "${bps}" "${p50}" "${p99}" "${n2}" "${se}" \
-        "${cpu}" "${other}" "${sirq}" "${steal}")"
+        "${per}" "${bpct}" "${steal}" "${cpu}" "${other}" "${irq}" \
+        "$([ "${dist}" -eq 1 ] && echo ' DISTURBED')")"
 }
 
 # idle_rss ROUND SERVER: RSS before/after IDLE_CONNS idle keep-alive connections
