@@ -64,7 +64,7 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(mime_types,           STRING,   0,        "/etc/mime.types", 0, 0,    "MIME table to load (the built-in one is used if missing)") \
   X(cache_control,        STRING,   0,        NULL,      0,    0,          "Cache-Control header value for files (none if empty)") \
   X(file_cache_size,      SIZE,     64*CZ_MIB, NULL,     0,    64*CZ_GIB,  "bytes of file contents cached per worker in registered buffers") \
-  X(file_cache_max_file,  SIZE,     CZ_MIB,   NULL,      0,    CZ_GIB,     "largest file whose contents are cached") \
+  X(file_cache_max_file,  SIZE,     128*CZ_KIB, NULL,    0,    CZ_GIB,     "largest file whose contents are cached (larger ones are spliced from the page cache)") \
   X(zerocopy,             ZEROCOPY, CZ_ZEROCOPY_AUTO, NULL, 0, 2,        "zero-copy sends: auto|on|off") \
   X(zc_threshold,         SIZE,     16384,    NULL,      0,    CZ_GIB,     "smallest body sent with SEND_ZC when zero-copy is on") \
   /* memory */ \

@@ -529,6 +529,16 @@ static int worker_setup(struct worker *w)
         return rc;
     w->ring_ready = true;
     w->ring_fd = w->ring.ring_fd;
+    if (w->cpu >= 0) {
+        /* Work the kernel punts to io-wq (splice, shutdown) belongs to this
+         * core too: left unpinned it would run on the other workers' cores. */
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        rc = io_uring_register_iowq_aff(&w->ring, sizeof(set), &set);
+        if (rc < 0)
+            cz_log_warn("worker %u: cannot pin its io-wq threads: %s", w->id, strerror(-rc));
+    }
 
     rc = cz_bufring_setup(&w->ring, &w->bufs, 0, (unsigned)srv->cfg.recv_buffers,
                           (unsigned)srv->cfg.recv_buffer_size, err, errlen);
