@@ -2,8 +2,9 @@
  * in page-aligned static-arena buffers registered with the worker's ring (a
  * sparse fixed-buffer table), so they can go out with SEND_ZC FIXED_BUF.
  * Entries are reference counted: eviction unlinks them, the last in-flight
- * send frees them.  Loading reads with plain pread: only files up to
- * --file-cache-max-file, which the page cache almost always holds.
+ * send frees them.  The cache does no file I/O at all: its owner opens,
+ * stats and reads through its ring and hands the results in, so a cold file
+ * never blocks the thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,14 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "catzilla/memory.h"
 #include "core/log.h"
 #include "fs/filecache.h"
 #include "fs/mime.h"
-#include "fs/path.h"
 
 #define NBUCKETS 4096u      /* power of two */
 #define MAX_ENTRIES 16384u  /* metadata entries per worker */
@@ -179,13 +179,13 @@ static void evict(struct cz_filecache *fc, size_t limit)
     }
 }
 
-static struct cz_file_id file_id_of(const struct stat *st)
+static struct cz_file_id file_id_of_statx(const struct statx *stx)
 {
     return (struct cz_file_id){
-        .dev = (uint64_t)st->st_dev,
-        .ino = (uint64_t)st->st_ino,
-        .size = (uint64_t)st->st_size,
-        .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+        .dev = (uint64_t)makedev(stx->stx_dev_major, stx->stx_dev_minor),
+        .ino = (uint64_t)stx->stx_ino,
+        .size = (uint64_t)stx->stx_size,
+        .mtime_ns = (int64_t)stx->stx_mtime.tv_sec * 1000000000 + stx->stx_mtime.tv_nsec,
     };
 }
 
@@ -195,62 +195,117 @@ static bool same_id(const struct cz_file_id *a, const struct cz_file_id *b)
            a->mtime_ns == b->mtime_ns;
 }
 
-bool cz_file_id_matches(int fd, const struct cz_file_id *id)
+static void fill_meta(struct cz_filecache *fc, struct cz_cache_entry *e, const struct statx *stx)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        return false;
-    struct cz_file_id now = file_id_of(&st);
-    return same_id(&now, id);
-}
-
-static void fill_meta(struct cz_filecache *fc, struct cz_cache_entry *e, const struct stat *st)
-{
-    e->kind = S_ISDIR(st->st_mode) ? CZ_CACHE_DIR : CZ_CACHE_FILE;
-    e->id = file_id_of(st);
+    e->kind = S_ISDIR(stx->stx_mode) ? CZ_CACHE_DIR : CZ_CACHE_FILE;
+    e->id = file_id_of_statx(stx);
     e->size = e->id.size;
-    e->mtime = st->st_mtim.tv_sec;
+    e->mtime = (time_t)stx->stx_mtime.tv_sec;
     e->etag_len = cz_etag_format(e->id.ino, e->size, e->id.mtime_ns, e->etag);
     cz_http_date(e->mtime, e->last_modified);
     e->mime = cz_mime_lookup(fc->env.mime, e->key, e->key_len);
     e->checked_ms = *fc->env.now_ms;
 }
 
-static int read_all(int fd, char *buf, size_t size)
+static struct cz_cache_entry *table_find(struct cz_filecache *fc, const char *rel, size_t rel_len,
+                                         uint32_t h)
 {
-    size_t off = 0;
-    while (off < size) {
-        ssize_t n = pread(fd, buf + off, size - off, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EAGAIN; /* truncated while reading: do not cache a torn file */
-        off += (size_t)n;
-    }
+    struct cz_cache_entry *e = fc->buckets[h & (NBUCKETS - 1)];
+    while (e && !(e->hash == h && e->key_len == rel_len && memcmp(e->key, rel, rel_len) == 0))
+        e = e->hnext;
+    return e;
+}
+
+static void touch(struct cz_filecache *fc, struct cz_cache_entry *e)
+{
+    lru_unlink(fc, e);
+    lru_push_front(fc, e);
+    e->refs++;
+}
+
+int cz_filecache_lookup(struct cz_filecache *fc, const char *rel, size_t rel_len,
+                        struct cz_cache_entry **out)
+{
+    if (!fc)
+        return -ENOENT;
+    struct cz_cache_entry *e = table_find(fc, rel, rel_len, hash_key(rel, rel_len));
+    if (!e || e->force_check || *fc->env.now_ms - e->checked_ms >= REVALIDATE_MS)
+        return -EAGAIN;
+    touch(fc, e);
+    *out = e;
     return 0;
 }
 
-/* Load the bytes of a small file into a registered static-arena buffer. */
-static void load_data(struct cz_filecache *fc, struct cz_cache_entry *e, int fd)
+int cz_filecache_update(struct cz_filecache *fc, const char *rel, size_t rel_len,
+                        const struct statx *stx, struct cz_cache_entry **out)
+{
+    if (!S_ISREG(stx->stx_mode) && !S_ISDIR(stx->stx_mode))
+        return -EACCES; /* devices, fifos, sockets are never served */
+    if (rel_len > UINT16_MAX)
+        return -ENAMETOOLONG;
+    uint32_t h = hash_key(rel, rel_len);
+    struct cz_cache_entry *e = table_find(fc, rel, rel_len, h);
+    struct cz_file_id id = file_id_of_statx(stx);
+    if (e && same_id(&e->id, &id) && (e->kind == CZ_CACHE_DIR) == S_ISDIR(stx->stx_mode)) {
+        e->checked_ms = *fc->env.now_ms;
+        e->force_check = false;
+        touch(fc, e);
+        *out = e;
+        return 0;
+    }
+    if (e)
+        table_remove(fc, e); /* changed: in-flight sends keep the old version */
+    e = catzilla_cache_alloc(sizeof(*e) + rel_len + 1);
+    if (!e)
+        return -ENOMEM;
+    memset(e, 0, sizeof(*e));
+    e->fc = fc;
+    fc->nlive++;
+    e->buf_index = -1;
+    e->hash = h;
+    e->key_len = (uint16_t)rel_len;
+    memcpy(e->key, rel, rel_len);
+    e->key[rel_len] = '\0';
+    fill_meta(fc, e, stx);
+
+    e->refs = 2; /* the table's and the caller's: eviction below cannot free it */
+    e->in_table = true;
+    e->hnext = fc->buckets[h & (NBUCKETS - 1)];
+    fc->buckets[h & (NBUCKETS - 1)] = e;
+    lru_push_front(fc, e);
+    fc->nentries++;
+    evict(fc, fc->env.cache_size);
+    *out = e;
+    return 0;
+}
+
+char *cz_filecache_data_buffer(struct cz_filecache *fc, struct cz_cache_entry *e)
 {
     const struct cz_fs_env *env = &fc->env;
-    if (e->kind != CZ_CACHE_FILE || e->size > env->max_file || e->size > env->cache_size ||
-        e->size == 0)
-        return;
+    if (e->kind != CZ_CACHE_FILE || e->data || e->loading || !e->in_table || e->size == 0 ||
+        e->size > env->max_file || e->size > env->cache_size)
+        return NULL;
     evict(fc, env->cache_size - e->size);
+    if (!e->in_table)
+        return NULL;
     char *data = catzilla_static_alloc_aligned(e->size);
-    if (!data)
-        return;
-    if (read_all(fd, data, e->size) < 0) {
+    if (data)
+        e->loading = true;
+    return data;
+}
+
+void cz_filecache_data_done(struct cz_filecache *fc, struct cz_cache_entry *e, char *data, bool ok)
+{
+    const struct cz_fs_env *env = &fc->env;
+    e->loading = false;
+    if (!ok || !e->in_table || e->data) {
+        /* A torn read, or the entry left the table meanwhile: keep nothing. */
         catzilla_static_free(data);
         return;
     }
     e->data = data;
     fc->data_bytes += e->size;
-    if (fc->nfree) {
+    if (fc->nfree && fc->ring_alive) {
         int slot = fc->free_slots[fc->nfree - 1];
         struct iovec iov = {data, e->size};
         int rc = io_uring_register_buffers_update_tag(env->ring, (unsigned)slot, &iov, NULL, 1);
@@ -265,86 +320,5 @@ static void load_data(struct cz_filecache *fc, struct cz_cache_entry *e, int fd)
                                       : "");
         }
     }
-}
-
-int cz_filecache_get(struct cz_filecache *fc, const char *rel, size_t rel_len,
-                     struct cz_cache_entry **out)
-{
-    if (!fc)
-        return -ENOENT;
-    const struct cz_fs_env *env = &fc->env;
-    uint64_t now = *env->now_ms;
-    uint32_t h = hash_key(rel, rel_len);
-    struct cz_cache_entry *e = fc->buckets[h & (NBUCKETS - 1)];
-    while (e && !(e->hash == h && e->key_len == rel_len && memcmp(e->key, rel, rel_len) == 0))
-        e = e->hnext;
-
-    if (e && !e->force_check && now - e->checked_ms < REVALIDATE_MS) {
-        lru_unlink(fc, e);
-        lru_push_front(fc, e);
-        e->refs++;
-        *out = e;
-        return 0;
-    }
-    if (e) {
-        /* Stale: one stat decides whether the cached copy is still the file. */
-        struct stat st;
-        struct cz_file_id now_id = {0};
-        bool found = fstatat(env->root_fd, rel_len ? rel : ".", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                     !S_ISLNK(st.st_mode);
-        if (found)
-            now_id = file_id_of(&st);
-        if (found && same_id(&e->id, &now_id)) {
-            e->checked_ms = now;
-            e->force_check = false;
-            lru_unlink(fc, e);
-            lru_push_front(fc, e);
-            e->refs++;
-            *out = e;
-            return 0;
-        }
-        table_remove(fc, e);
-    }
-
-    if (rel_len > UINT16_MAX)
-        return -ENAMETOOLONG;
-    int fd = cz_path_open_beneath(env->root_fd, rel, O_RDONLY | O_NONBLOCK);
-    if (fd < 0)
-        return fd;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int rc = -errno;
-        close(fd);
-        return rc;
-    }
-    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        close(fd);
-        return -EACCES; /* devices, fifos, sockets are never served */
-    }
-    e = catzilla_cache_alloc(sizeof(*e) + rel_len + 1);
-    if (!e) {
-        close(fd);
-        return -ENOMEM;
-    }
-    memset(e, 0, sizeof(*e));
-    e->fc = fc;
-    fc->nlive++;
-    e->buf_index = -1;
-    e->hash = h;
-    e->key_len = (uint16_t)rel_len;
-    memcpy(e->key, rel, rel_len);
-    e->key[rel_len] = '\0';
-    fill_meta(fc, e, &st);
-    load_data(fc, e, fd);
-    close(fd);
-
-    e->refs = 2; /* the table's and the caller's: eviction below cannot free it */
-    e->in_table = true;
-    e->hnext = fc->buckets[h & (NBUCKETS - 1)];
-    fc->buckets[h & (NBUCKETS - 1)] = e;
-    lru_push_front(fc, e);
-    fc->nentries++;
     evict(fc, env->cache_size);
-    *out = e;
-    return 0;
 }

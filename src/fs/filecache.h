@@ -14,6 +14,7 @@
 #include "fs/httpfile.h"
 
 struct io_uring;
+struct statx;
 struct cz_mime;
 struct cz_filecache;
 
@@ -27,7 +28,6 @@ struct cz_file_id {
  * workers or HTTP.  The pointed-to values outlive the cache. */
 struct cz_fs_env {
     struct io_uring *ring;   /* cached bytes are registered here; NULL: never */
-    int root_fd;             /* the docroot (O_PATH) */
     const struct cz_mime *mime;
     size_t cache_size;       /* bytes of file contents kept */
     size_t max_file;         /* largest file whose contents are kept */
@@ -50,7 +50,8 @@ struct cz_cache_entry {
     uint64_t size;
     time_t mtime;
     uint64_t checked_ms;                  /* last stat */
-    bool force_check;                     /* stat again on the next get */
+    bool force_check;                     /* stat again on the next lookup */
+    bool loading;                         /* a read of its contents is under way */
     const char *mime;
     char etag[CZ_ETAG_MAX];
     size_t etag_len;
@@ -68,18 +69,29 @@ struct cz_filecache *cz_filecache_create(const struct cz_fs_env *env);
  * ring is already gone (its buffer table went with it). */
 void cz_filecache_destroy(struct cz_filecache *fc, bool ring_alive);
 
-/* Find or (re)load the entry for rel (relative to the docroot).  Returns 0
- * and a referenced entry in *out (release with cz_filecache_release), or
- * -errno: -ENOENT, -EXDEV (escapes the root), -EACCES, -ENOMEM ...
- * On CZ_CACHE_FILE entries without data the caller opens the file itself
- * and checks it against e->id. */
-int cz_filecache_get(struct cz_filecache *fc, const char *rel, size_t rel_len,
-                     struct cz_cache_entry **out);
-/* Force the next get of e's path to check the file again. */
+/* A fresh entry for rel (relative to the docroot; checked within the last
+ * second): 0 and a referenced entry in *out (release with
+ * cz_filecache_release).  -EAGAIN: none, or stale: the caller opens and
+ * stats the file and calls cz_filecache_update.  No I/O. */
+int cz_filecache_lookup(struct cz_filecache *fc, const char *rel, size_t rel_len,
+                        struct cz_cache_entry **out);
+/* rel was just opened and stat'ed (statx of the open descriptor): 0 and a
+ * referenced entry describing that version (the old entry refreshed if the
+ * file is unchanged, else a new one), -EACCES (not a regular file or
+ * directory), -ENAMETOOLONG or -ENOMEM. */
+int cz_filecache_update(struct cz_filecache *fc, const char *rel, size_t rel_len,
+                        const struct statx *stx, struct cz_cache_entry **out);
+/* A static-arena buffer of e->size bytes to read e's contents into, if the
+ * cache wants to hold them (NULL: it does not, or another load is under way;
+ * the body then leaves from the page cache).  Hand it back with data_done. */
+char *cz_filecache_data_buffer(struct cz_filecache *fc, struct cz_cache_entry *e);
+/* ok: the buffer holds all of e's bytes (install and register it); else it
+ * is freed. */
+void cz_filecache_data_done(struct cz_filecache *fc, struct cz_cache_entry *e, char *data,
+                            bool ok);
+/* Force the next lookup of e's path to check the file again. */
 void cz_filecache_invalidate(struct cz_cache_entry *e);
 void cz_filecache_ref(struct cz_cache_entry *e);
 void cz_filecache_release(struct cz_cache_entry *e);
-/* True if the open file behind fd is the version id names. */
-bool cz_file_id_matches(int fd, const struct cz_file_id *id);
 
 #endif

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -121,17 +122,21 @@ int cz_path_sanitize(const char *target, size_t len, char *out, size_t cap, unsi
     return dir_end ? CZ_PATH_TRAILING_SLASH : 0;
 }
 
+void cz_path_open_how(struct open_how *how, int flags)
+{
+    memset(how, 0, sizeof(*how));
+    how->flags = (unsigned long long)(unsigned)(flags | O_CLOEXEC | O_NOCTTY);
+    /* BENEATH rejects absolute paths, ".." above the root and symlinks leaving it;
+     * NO_MAGICLINKS rejects /proc/self/fd-style jumps that BENEATH alone allows. */
+    how->resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+}
+
 int cz_path_open_beneath(int root_fd, const char *rel, int flags)
 {
     if (!rel)
         return -EINVAL;
-    struct open_how how = {
-        .flags = (unsigned long long)(unsigned)(flags | O_CLOEXEC | O_NOCTTY),
-        .mode = 0,
-        /* BENEATH rejects absolute paths, ".." above the root and symlinks leaving it;
-         * NO_MAGICLINKS rejects /proc/self/fd-style jumps that BENEATH alone allows. */
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-    };
+    struct open_how how;
+    cz_path_open_how(&how, flags);
     const char *p = rel[0] ? rel : ".";
 
     /* EAGAIN: a rename or mount raced the resolution; the kernel asks us to retry. */

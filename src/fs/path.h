@@ -48,4 +48,9 @@ int cz_path_sanitize(const char *target, size_t len, char *out, size_t cap, unsi
  * rename can cause. Blocking system call: call it where blocking is acceptable; any thread. */
 int cz_path_open_beneath(int root_fd, const char *rel, int flags);
 
+/* The open_how cz_path_open_beneath uses, for an IORING_OP_OPENAT2 of rel
+ * ("" must be passed as ".") beneath the root: same guarantees, no blocking. */
+struct open_how;
+void cz_path_open_how(struct open_how *how, int flags);
+
 #endif /* CZ_FS_PATH_H */

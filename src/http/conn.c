@@ -63,7 +63,8 @@ static long timer_duration(const struct worker *w, enum timer_kind k)
     case TIMER_BODY:
         return cfg->body_timeout;
     case TIMER_SEND:
-        return cfg->send_timeout;
+        /* Fires twice per timeout: see output_send_timer. */
+        return cfg->send_timeout > 1 ? cfg->send_timeout / 2 : 1;
     case TIMER_LINGER:
         return LINGER_MS;
     default:
@@ -76,6 +77,10 @@ static long timer_duration(const struct worker *w, enum timer_kind k)
 void conn_set_timer(struct conn *c, enum timer_kind k)
 {
     struct worker *w = c->w;
+    /* A closing connection is freed without looking at the timer lists
+     * again: it must never be put back on one. */
+    if (c->state == CONN_CLOSING && k != TIMER_NONE)
+        k = TIMER_NONE;
     list_del(&c->timer_link);
     c->timer_kind = (uint8_t)k;
     if (k == TIMER_NONE)
@@ -515,7 +520,9 @@ void conn_timers_expire(struct worker *w)
             if (c->deadline_ms > w->now_ms)
                 break;
             conn_set_timer(c, TIMER_NONE);
-            if (k == TIMER_HEAD && c->request_started && !c->close_after_send &&
+            if (k == TIMER_SEND && output_send_timer(c)) {
+                conn_set_timer(c, TIMER_SEND);
+            } else if (k == TIMER_HEAD && c->request_started && !c->close_after_send &&
                 output_idle(c)) {
                 response_error(c, 408, false);
             } else if (k == TIMER_BODY && !c->close_after_send && output_idle(c)) {

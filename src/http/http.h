@@ -21,6 +21,7 @@ struct cz_filecache; /* src/fs/filecache.h */
 struct cz_mime;
 struct output_worker; /* src/http/output.c */
 struct stats_gather;  /* src/http/builtin.c */
+struct file_job;      /* src/http/static.c */
 
 /* Operation tags carried in the low bits of user_data. */
 enum op_tag {
@@ -37,6 +38,8 @@ enum op_tag {
     OP_WAKE,     /* eventfd read: stop requested; ptr = worker */
     OP_MSG,      /* MSG_RING from another worker; ptr = message */
     OP_MSG_SENT, /* completion of our own MSG_RING submission */
+    OP_FS,       /* open, statx or read of a file job; ptr = job (static.c) */
+    OP_PROBE,    /* SIOCOUTQ of a socket whose send waits; ptr = conn */
     OP_MAX
 };
 
@@ -127,6 +130,7 @@ struct conn {
     uint32_t held_len, held_off, held_cap;
 
     struct output out;             /* private to output.c */
+    struct file_job *file_jobs;    /* private to static.c: its file jobs, oldest first */
     struct conn *flush_next;       /* the worker's flush list (output.c) */
     struct conn *free_next;        /* the worker's list of conns to free */
 };

@@ -96,6 +96,7 @@ struct out_engine {
 struct output_worker {
     struct pipe_slot pipes[PIPE_POOL];
     bool zc_enabled;        /* SEND_ZC for cached bodies (--zerocopy; measured in auto) */
+    bool outq_unsupported;  /* the kernel has no SIOCOUTQ uring_cmd */
     bool zc_probing;
     unsigned zc_probes, zc_copied;
 };
@@ -367,52 +368,70 @@ struct outseg *output_defer(struct conn *c)
     return s;
 }
 
-/* Unlink s (which precedes nothing in flight: a placeholder never does). */
-static void seg_unlink(struct conn *c, struct outseg *s, struct outseg *replacement)
+/* Put the list first..last where d stands (or just remove d when first is
+ * NULL).  d is a placeholder, so no send in flight covers it. */
+static void seg_replace(struct conn *c, struct outseg *d, struct outseg *first,
+                        struct outseg *last)
 {
     struct output *o = &c->out;
     struct outseg **pp = &o->head, *prev = NULL;
-    while (*pp != s) {
+    while (*pp != d) {
         prev = *pp;
         pp = &(*pp)->next;
     }
-    if (replacement) {
-        replacement->next = s->next;
-        *pp = replacement;
-        if (o->tail == s)
-            o->tail = replacement;
+    if (first) {
+        *pp = first;
+        last->next = d->next;
+        if (o->tail == d)
+            o->tail = last;
     } else {
-        *pp = s->next;
-        if (o->tail == s)
+        *pp = d->next;
+        if (o->tail == d)
             o->tail = prev;
     }
 }
 
-int output_defer_fill(struct conn *c, struct outseg *d, const void *data, size_t len)
+void output_defer_begin(struct conn *c, struct outseg *d)
 {
     struct output *o = &c->out;
-    int rc = 0;
+    (void)d;
+    /* Appends go to an empty list for now; end splices it in d's place.  No
+     * send can start meanwhile: flushing happens only at the end of a turn. */
+    o->saved_head = o->head;
+    o->saved_tail = o->tail;
+    o->head = o->tail = NULL;
+}
+
+void output_defer_end(struct conn *c, struct outseg *d)
+{
+    struct output *o = &c->out;
+    struct outseg *first = o->head, *last = o->tail;
+    o->head = o->saved_head;
+    o->tail = o->saved_tail;
+    o->saved_head = o->saved_tail = NULL;
     o->queued -= DEFER_COST;
     o->ndefer--;
     if (conn_closing(c)) {
-        seg_unlink(c, d, NULL);
-        catzilla_response_free(d);
-    } else {
-        struct outseg *s = seg_new_mem(len);
-        if (s) {
-            memcpy(s->u.mem.data, data, len);
-            s->u.mem.len = (uint32_t)len;
-            o->queued += len;
-        } else {
-            rc = -ENOMEM;
+        while (first) {
+            struct outseg *n = first->next;
+            seg_free(c, first);
+            first = n;
         }
-        seg_unlink(c, d, s);
-        catzilla_response_free(d);
-        output_schedule(c);
-        if (rc < 0)
-            conn_close(c); /* the response is lost: the stream can only end */
+        last = NULL;
     }
+    seg_replace(c, d, first, last);
+    output_schedule(c);
+    catzilla_response_free(d);
     conn_release(c);
+}
+
+int output_defer_fill(struct conn *c, struct outseg *d, const void *data, size_t len)
+{
+    output_defer_begin(c, d);
+    int rc = output_append(c, data, len);
+    if (rc < 0)
+        conn_close(c); /* the response is lost: the stream can only end */
+    output_defer_end(c, d);
     return rc;
 }
 
@@ -481,11 +500,72 @@ static void consume(struct conn *c, uint64_t n)
     }
 }
 
-/* Bytes moved: the client is alive, restart its send timer. */
+/* Bytes moved: the client is alive (the send timer looks at this flag when
+ * it fires, so progress costs no timer-list work). */
 static void progress(struct conn *c, uint64_t n)
 {
     consume(c, n);
-    conn_set_timer(c, TIMER_SEND);
+    c->out.progressed = true;
+}
+
+/* ---------- the send timer ---------- */
+
+/* Newer than Debian's liburing 2.3 headers (Linux 6.7). */
+#define CZ_SOCKET_URING_OP_SIOCOUTQ 1
+
+void output_send_timer_reset(struct conn *c)
+{
+    struct output *o = &c->out;
+    o->progressed = false;
+    o->outq_known = false;
+    o->stalls = 0;
+}
+
+/* One send-timer period ended: a stall unless bytes moved.  Two stalls in a
+ * row are a whole --send-timeout without progress. */
+static bool period_end(struct output *o, bool acked)
+{
+    bool moved = o->progressed || acked;
+    o->progressed = false;
+    o->stalls = moved ? 0 : (uint8_t)(o->stalls + 1);
+    return o->stalls < 2;
+}
+
+bool output_send_timer(struct conn *c)
+{
+    struct output *o = &c->out;
+    /* A send waits for room in the socket, and the kernel reports room only
+     * once a good part of its buffer has drained: a slow reader can keep
+     * taking bytes without completing a send for a while.  So ask the socket
+     * how much is still unacknowledged; less than at the last period's end
+     * is progress too, and the probe's answer ends this period. */
+    if (o->busy && !c->w->out->outq_unsupported) {
+        struct io_uring_sqe *sqe = conn_sqe(c, OP_PROBE);
+        if (sqe) {
+            io_uring_prep_rw(IORING_OP_URING_CMD, sqe, (int)c->fixed_fd, NULL, 0, 0);
+            sqe->cmd_op = CZ_SOCKET_URING_OP_SIOCOUTQ;
+            sqe->flags |= IOSQE_FIXED_FILE;
+            return true;
+        }
+    }
+    return period_end(o, false);
+}
+
+void output_on_probe(struct conn *c, struct io_uring_cqe *cqe)
+{
+    struct output *o = &c->out;
+    bool acked = false;
+    if (cqe->res >= 0) {
+        acked = o->outq_known && (uint32_t)cqe->res < o->last_outq;
+        o->last_outq = (uint32_t)cqe->res;
+        o->outq_known = true;
+    } else if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
+        c->w->out->outq_unsupported = true; /* before Linux 6.7: completions only */
+    }
+    bool closing = conn_closing(c);
+    conn_op_complete(c);
+    if (!closing && !period_end(o, acked))
+        conn_close(c);
 }
 
 /* ---------- gathered send and SEND_ZC ---------- */
@@ -525,8 +605,11 @@ static bool zc_try(struct conn *c)
     }
     if (hlen) {
         struct io_uring_sqe *hs = conn_sqe(c, OP_SEND);
+        /* WAITALL: a short send of the header must not let the linked body
+         * go out after a gap (only a failure breaks a link); the kernel
+         * retries until the whole header is in, or fails and cancels. */
         io_uring_prep_send(hs, (int)c->fixed_fd, hdr->u.mem.data + hdr->sent, hlen,
-                           MSG_NOSIGNAL | MSG_MORE);
+                           MSG_NOSIGNAL | MSG_MORE | MSG_WAITALL);
         hs->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
         c->out.zc_linked = true;
     }
@@ -612,15 +695,48 @@ static void gather_send(struct conn *c)
     o->busy = true;
 }
 
+/* Sockets are non-blocking (so a splice into one cannot stall an io-wq
+ * thread), and a send the kernel retried after its own poll may still end
+ * with -EAGAIN: then we wait for POLLOUT ourselves and send again. */
+static void poll_out(struct conn *c)
+{
+    struct output *o = &c->out;
+    struct io_uring_sqe *sqe = conn_sqe(c, OP_SEND);
+    if (!sqe) {
+        conn_fail(c);
+        return;
+    }
+    io_uring_prep_poll_add(sqe, (int)c->fixed_fd, POLLOUT);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    o->need_poll = false;
+    o->polling = true;
+    o->busy = true;
+}
+
 void output_on_send(struct conn *c, struct io_uring_cqe *cqe)
 {
     struct output *o = &c->out;
+    if (o->polling) {
+        o->polling = false;
+        o->busy = false;
+        bool closing = conn_closing(c);
+        conn_op_complete(c);
+        if (closing)
+            return;
+        if (cqe->res < 0)
+            conn_fail(c);
+        else
+            output_schedule(c);
+        return;
+    }
     if (o->zc_linked) {
         /* The header half of a header + SEND_ZC pair: the body's CQE follows
          * (cancelled if this one was short) and continues the connection. */
         o->zc_linked = false;
         if (!conn_closing(c)) {
-            if (cqe->res < 0)
+            if (cqe->res == -EAGAIN)
+                o->need_poll = true; /* the body's send is cancelled and retried */
+            else if (cqe->res < 0)
                 c->dead = true;
             else
                 progress(c, (uint64_t)cqe->res);
@@ -638,6 +754,11 @@ void output_on_send(struct conn *c, struct io_uring_cqe *cqe)
         return;
     }
     conn_op_complete(c);
+    if (cqe->res == -EAGAIN) {
+        o->need_poll = true;
+        output_schedule(c);
+        return;
+    }
     if (cqe->res < 0) {
         if (cqe->res != -EPIPE && cqe->res != -ECONNRESET && cqe->res != -ECANCELED)
             cz_log_debug("send: %s", strerror(-cqe->res));
@@ -659,8 +780,11 @@ void output_on_send_zc(void *p, struct io_uring_cqe *cqe)
         /* The result CQE; with F_MORE a notification follows and keeps ctx. */
         c->out.busy = false;
         if (!conn_closing(c)) {
-            if (cqe->res == -ECANCELED && !c->dead) {
-                output_schedule(c); /* the linked header was short: go on with plain sends */
+            if ((cqe->res == -ECANCELED || cqe->res == -EAGAIN) && !c->dead) {
+                /* The linked header was short, or the socket was full: go
+                 * on with plain sends (after POLLOUT for a full socket). */
+                c->out.need_poll = cqe->res == -EAGAIN;
+                output_schedule(c);
             } else if (cqe->res < 0 || c->dead) {
                 c->dead = true;
                 conn_close(c);
@@ -868,20 +992,21 @@ static void flush(struct conn *c)
     }
     if (s->kind == SEG_DEFER)
         return; /* the placeholder's producer schedules us when it fills */
-    if (s->kind == SEG_FILE) {
-        int rc = engine_step(c, s);
-        if (rc < 0) {
+    if (o->need_poll) {
+        poll_out(c);
+    } else if (s->kind == SEG_FILE) {
+        if (engine_step(c, s) < 0)
             conn_fail(c);
-            return;
-        }
     } else if (!zc_try(c)) {
         gather_send(c);
-        if (!o->busy)
-            return;
     }
+    if (!o->busy || conn_closing(c))
+        return;
     /* A send is in flight: the client has --send-timeout to take some of it. */
-    if (c->timer_kind != TIMER_SEND)
+    if (c->timer_kind != TIMER_SEND) {
+        output_send_timer_reset(c);
         conn_set_timer(c, TIMER_SEND);
+    }
 }
 
 void output_flush_all(struct worker *w)

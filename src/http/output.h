@@ -32,9 +32,16 @@ struct output {
     struct out_engine *engine; /* file transfer in progress, NULL if none */
     void *send_ctx;            /* iovecs of the in-flight sendmsg */
     uint32_t ndefer;           /* placeholders not yet filled */
+    struct outseg *saved_head, *saved_tail; /* the queue while composing into a placeholder */
     bool busy : 1;             /* a send of the queue head is in flight */
     bool zc_linked : 1;        /* that send is a header linked to a SEND_ZC */
     bool scheduled : 1;        /* on the worker's flush list */
+    bool need_poll : 1;        /* a send found the socket full: wait for POLLOUT first */
+    bool progressed : 1;       /* bytes moved since the send timer last fired */
+    bool outq_known : 1;       /* last_outq holds a probe result */
+    uint8_t stalls;            /* send-timer periods in a row without progress */
+    uint32_t last_outq;        /* the socket's unacknowledged bytes at the last probe */
+    bool polling : 1;          /* the in-flight OP_SEND is that POLLOUT wait */
 };
 
 /* Worker-wide state: the pipe pool and the SEND_ZC decision. */
@@ -67,9 +74,14 @@ int output_append_file(struct conn *c, struct out_file *f, uint64_t off, uint64_
  * connection stays allocated until the placeholder is filled or dropped,
  * even if it closes meanwhile.  Returns NULL when out of memory. */
 struct outseg *output_defer(struct conn *c);
-/* Replace the placeholder by data (a complete response).  If the
- * connection has closed meanwhile the bytes are dropped.  Ends the
- * placeholder either way; -ENOMEM closes the connection. */
+/* Compose a deferred response with the ordinary output calls: between
+ * begin and end, everything appended goes where the placeholder stands.
+ * end ends the placeholder (and the connection hold); if the connection
+ * closed meanwhile, what was appended is dropped. */
+void output_defer_begin(struct conn *c, struct outseg *d);
+void output_defer_end(struct conn *c, struct outseg *d);
+/* begin, one append of data (a complete response), end.  -ENOMEM closes
+ * the connection. */
 int output_defer_fill(struct conn *c, struct outseg *d, const void *data, size_t len);
 
 /* ---- state ---- */
@@ -82,6 +94,16 @@ bool output_has_space(const struct conn *c);
 void output_schedule(struct conn *c);
 /* Flush every connection scheduled this turn: one send each. */
 void output_flush_all(struct worker *w);
+/* The send timer fired (every --send-timeout/2 while a send is pending).
+ * Returns false when the client has taken nothing for a whole
+ * --send-timeout (the caller closes); true to re-arm.  While a send waits,
+ * the period's verdict comes from a SIOCOUTQ probe of the socket (fewer
+ * unacknowledged bytes than last time is progress too), and the probe's
+ * completion closes the connection if it must. */
+bool output_send_timer(struct conn *c);
+/* A send is (about to be) pending from now: start counting afresh. */
+void output_send_timer_reset(struct conn *c);
+
 /* An operation that the kernel runs in io-wq is in flight and may still
  * look the socket slot up (so the slot must not be closed yet). */
 bool output_names_slot_late(const struct conn *c);
@@ -100,5 +122,6 @@ size_t output_copy_memory(const struct conn *c, char *out, size_t cap);
 void output_on_send(struct conn *c, struct io_uring_cqe *cqe);
 void output_on_send_zc(void *ctx, struct io_uring_cqe *cqe);
 void output_on_file(struct conn *c, struct io_uring_cqe *cqe);
+void output_on_probe(struct conn *c, struct io_uring_cqe *cqe);
 
 #endif

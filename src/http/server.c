@@ -26,6 +26,7 @@
 #include "http/static.h"
 
 #define TICK_MS 100
+#define NOTSENT_LOWAT (128 * 1024)
 
 static uint64_t monotonic_ms(void)
 {
@@ -251,6 +252,14 @@ static int open_listener(struct cz_server *srv, int port, bool reuseport, char *
     /* Accepted sockets inherit TCP_NODELAY from the listener: responses go out
      * whole anyway, never wait for Nagle. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Also inherited: the kernel takes at most this many bytes not yet sent,
+     * and reports the socket writable again once half of them have left.
+     * So a send waiting on a slow reader completes every NOTSENT_LOWAT/2
+     * bytes the reader takes (the send timer sees its progress; without
+     * this the kernel waits for a third of a multi-megabyte buffer), and
+     * unsent bytes wait in our queue, not in kernel memory. */
+    int lowat = NOTSENT_LOWAT;
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
         int e = errno;
         if (e == EADDRINUSE)
@@ -450,6 +459,12 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
     case OP_MSG_SENT:
         builtin_on_msg_sent(w, cqe);
         break;
+    case OP_FS:
+        static_on_cqe(w, ptr, cqe);
+        break;
+    case OP_PROBE:
+        output_on_probe(ptr, cqe);
+        break;
     default:
         break;
     }
@@ -570,7 +585,6 @@ static int worker_setup(struct worker *w)
     if (srv->root) {
         struct cz_fs_env env = {
             .ring = &w->ring,
-            .root_fd = srv->root_fd,
             .mime = srv->mime,
             .cache_size = (size_t)srv->cfg.file_cache_size,
             .max_file = (size_t)srv->cfg.file_cache_max_file,

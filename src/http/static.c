@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,11 +116,28 @@ void cz_static_global_free(struct cz_server *srv)
     srv->mime = NULL;
 }
 
-/* A small complete status page that keeps the connection. */
-static void simple_response(struct conn *c, const struct cz_request *req, int status,
+/* What answering a file request needs from the request.  It points into the
+ * request while answering at once, and into the job's own copy when the
+ * answer waits for the ring (the request's scratch serves the next one). */
+enum file_hdr { FH_IF_MATCH, FH_IF_UNMODIFIED_SINCE, FH_IF_NONE_MATCH, FH_IF_MODIFIED_SINCE,
+                FH_RANGE, FH_IF_RANGE, FH_MAX };
+static const char *const file_hdr_names[FH_MAX] = {
+    "If-Match", "If-Unmodified-Since", "If-None-Match", "If-Modified-Since", "Range", "If-Range",
+};
+
+struct file_req {
+    bool head, close, dir_req, get;
+    struct cz_str hdr[FH_MAX];
+    struct cz_str query;
+    const char *rel; /* NUL-terminated, relative to the docroot */
+    size_t rl;
+};
+
+/* A small complete status page. */
+static void simple_response(struct conn *c, const struct file_req *fq, int status,
                             const struct head_spec *more)
 {
-    if (response_text(c, status, req->head, c->close_after_send, more) < 0)
+    if (response_text(c, status, fq->head, fq->close, more) < 0)
         conn_close(c);
 }
 
@@ -135,11 +154,10 @@ static bool location_safe(unsigned char ch)
  * empty segments collapse to the same directory) would otherwise be a
  * protocol-relative URL, i.e. an open redirect to another host, and a target
  * padded with "./" segments would be arbitrarily long. */
-static void redirect_to_dir(struct conn *c, const struct cz_request *req, const char *rel,
-                            size_t rl)
+static void redirect_to_dir(struct conn *c, const struct file_req *fq)
 {
     /* "/" + rel encoded (3 bytes a byte at most) + "/" + "?" + query */
-    size_t cap = 2 + 3 * rl + 1 + req->query.len;
+    size_t cap = 3 + 3 * fq->rl + fq->query.len;
     char *loc = catzilla_response_alloc(cap);
     if (!loc) {
         conn_close(c);
@@ -147,8 +165,8 @@ static void redirect_to_dir(struct conn *c, const struct cz_request *req, const 
     }
     size_t n = 0;
     loc[n++] = '/';
-    for (size_t i = 0; i < rl; i++) {
-        unsigned char ch = (unsigned char)rel[i];
+    for (size_t i = 0; i < fq->rl; i++) {
+        unsigned char ch = (unsigned char)fq->rel[i];
         if (location_safe(ch)) {
             loc[n++] = (char)ch;
         } else {
@@ -157,16 +175,16 @@ static void redirect_to_dir(struct conn *c, const struct cz_request *req, const 
             loc[n++] = "0123456789ABCDEF"[ch & 15];
         }
     }
-    if (rl > 0) /* never "//": that would name a host */
+    if (fq->rl > 0) /* never "//": that would name a host */
         loc[n++] = '/';
-    if (req->query.len) {
+    if (fq->query.len) {
         /* The query is the client's own, already valid in a request line. */
         loc[n++] = '?';
-        memcpy(loc + n, req->query.ptr, req->query.len);
-        n += req->query.len;
+        memcpy(loc + n, fq->query.ptr, fq->query.len);
+        n += fq->query.len;
     }
     struct head_spec more = {.location = loc, .location_len = n};
-    simple_response(c, req, 301, &more);
+    simple_response(c, fq, 301, &more);
     catzilla_response_free(loc);
 }
 
@@ -201,26 +219,25 @@ struct file_reply {
     char boundary[CZ_MULTIPART_BOUNDARY_MAX];
 };
 
-static void hdr_val(const struct cz_request *req, const char *name, const char **p, size_t *n)
-{
-    struct cz_str s = cz_request_header(req, name);
-    *p = s.ptr;
-    *n = s.len;
-}
-
 /* Decide status and ranges from the request's conditional and Range headers. */
-static void evaluate(struct worker *w, const struct cz_request *req,
-                     const struct cz_cache_entry *e, struct file_reply *fr)
+static void evaluate(struct worker *w, const struct file_req *fq, const struct cz_cache_entry *e,
+                     struct file_reply *fr)
 {
-    struct cz_cond_input in = {0};
-    hdr_val(req, "If-Match", &in.if_match, &in.if_match_len);
-    hdr_val(req, "If-Unmodified-Since", &in.if_unmodified_since, &in.if_unmodified_since_len);
-    hdr_val(req, "If-None-Match", &in.if_none_match, &in.if_none_match_len);
-    hdr_val(req, "If-Modified-Since", &in.if_modified_since, &in.if_modified_since_len);
-    in.get_or_head = true;
-    in.etag = e->etag;
-    in.etag_len = e->etag_len;
-    in.mtime = e->mtime;
+    const struct cz_str *h = fq->hdr;
+    struct cz_cond_input in = {
+        .if_match = h[FH_IF_MATCH].ptr,
+        .if_match_len = h[FH_IF_MATCH].len,
+        .if_unmodified_since = h[FH_IF_UNMODIFIED_SINCE].ptr,
+        .if_unmodified_since_len = h[FH_IF_UNMODIFIED_SINCE].len,
+        .if_none_match = h[FH_IF_NONE_MATCH].ptr,
+        .if_none_match_len = h[FH_IF_NONE_MATCH].len,
+        .if_modified_since = h[FH_IF_MODIFIED_SINCE].ptr,
+        .if_modified_since_len = h[FH_IF_MODIFIED_SINCE].len,
+        .get_or_head = true,
+        .etag = e->etag,
+        .etag_len = e->etag_len,
+        .mtime = e->mtime,
+    };
     switch (cz_http_conditional(&in)) {
     case CZ_COND_NOT_MODIFIED:
         fr->status = 304;
@@ -232,14 +249,14 @@ static void evaluate(struct worker *w, const struct cz_request *req,
         break;
     }
     fr->status = 200;
-    struct cz_str range = cz_request_header(req, "Range");
-    if (!range.ptr || req->method != CZ_METHOD_GET)
+    const struct cz_str *range = &h[FH_RANGE], *if_range = &h[FH_IF_RANGE];
+    if (!range->ptr || !fq->get)
         return;
-    struct cz_str if_range = cz_request_header(req, "If-Range");
-    if (if_range.ptr &&
-        !cz_http_if_range_ok(if_range.ptr, if_range.len, e->etag, e->etag_len, e->mtime))
+    if (if_range->ptr &&
+        !cz_http_if_range_ok(if_range->ptr, if_range->len, e->etag, e->etag_len, e->mtime))
         return;
-    switch (cz_range_parse(range.ptr, range.len, e->size, fr->ranges, MAX_RANGES, &fr->nranges)) {
+    switch (cz_range_parse(range->ptr, range->len, e->size, fr->ranges, MAX_RANGES,
+                           &fr->nranges)) {
     case CZ_RANGE_OK:
         fr->status = 206;
         if (fr->nranges > 1) {
@@ -264,29 +281,6 @@ static int queue_body(struct conn *c, struct cz_cache_entry *e, struct out_file 
     if (e->data)
         return output_append_cached(c, e, off, (uint32_t)len);
     return output_append_file(c, f, off, len);
-}
-
-/* The connection's descriptor for the file e describes: one it already has
- * open (pipelined ranges of one file share it), or a fresh one checked
- * against e.  -EAGAIN: the file changed since e was made. */
-static int open_body(struct conn *c, const struct cz_cache_entry *e, const char *rel,
-                     struct out_file **out)
-{
-    struct out_file *f = output_file_find(c, &e->id);
-    if (!f) {
-        int fd = cz_path_open_beneath(c->w->srv->root_fd, rel, O_RDONLY);
-        if (fd < 0)
-            return fd;
-        if (!cz_file_id_matches(fd, &e->id)) {
-            close(fd);
-            return -EAGAIN;
-        }
-        f = output_file_adopt(c, fd, &e->id);
-        if (!f)
-            return -ENOMEM;
-    }
-    *out = f;
-    return 0;
 }
 
 /* The multipart body: a part header and the bytes for each range, then the
@@ -316,34 +310,46 @@ static int queue_multipart(struct conn *c, const struct file_reply *fr,
     return rc;
 }
 
-static int serve_file(struct conn *c, const struct cz_request *req, struct cz_cache_entry *e,
-                      const char *rel)
+/* Answer with the file e describes.  *fd is a descriptor of exactly that
+ * version opened by a job (-1 if none): it is adopted when the body needs it
+ * and left for the caller to close otherwise.  Returns 0 (answered, or the
+ * connection closed), or -EWOULDBLOCK before queueing anything when the
+ * body must leave from the file and no descriptor is at hand. */
+static int serve_file(struct conn *c, const struct file_req *fq, struct cz_cache_entry *e,
+                      int *fd)
 {
     struct worker *w = c->w;
     const struct cz_config *cfg = &w->srv->cfg;
     struct file_reply fr;
-    evaluate(w, req, e, &fr);
-    bool body = !req->head && (fr.status == 200 || fr.status == 206);
+    evaluate(w, fq, e, &fr);
+    bool body = !fq->head && (fr.status == 200 || fr.status == 206);
 
     struct out_file *f = NULL;
     if (body && !e->data && e->size > 0) {
-        /* Not cached: the descriptor must be the file the headers describe. */
-        int rc = open_body(c, e, rel, &f);
-        if (rc < 0)
-            return rc;
+        /* Pipelined requests for one file share one descriptor. */
+        f = output_file_find(c, &e->id);
+        if (!f && *fd < 0)
+            return -EWOULDBLOCK;
+        if (!f) {
+            f = output_file_adopt(c, *fd, &e->id);
+            *fd = -1;
+            if (!f) {
+                conn_close(c);
+                return 0;
+            }
+        }
     }
 
     char cr[80] = "";
     char type[160];
     struct head_spec h = {
         .status = fr.status,
-        .close = c->close_after_send,
+        .close = fq->close,
         .etag = e->etag,
         .last_modified = e->last_modified,
         .cache_control = cfg->cache_control && *cfg->cache_control ? cfg->cache_control : NULL,
         .content_length = -1,
     };
-    int rc = 0;
     switch (fr.status) {
     case 304:
         break;
@@ -354,8 +360,8 @@ static int serve_file(struct conn *c, const struct cz_request *req, struct cz_ca
             h.content_range = cr;
         }
         output_file_release(c, f);
-        return response_text(c, fr.status, req->head, c->close_after_send, &h) < 0 ? -ENOMEM
-                                                                                    : 0;
+        simple_response(c, fq, fr.status, &h);
+        return 0;
     case 206:
         h.accept_ranges = true;
         if (fr.nranges == 1) {
@@ -376,7 +382,7 @@ static int serve_file(struct conn *c, const struct cz_request *req, struct cz_ca
         h.content_length = (int64_t)e->size;
         break;
     }
-    rc = response_head(c, &h);
+    int rc = response_head(c, &h);
     if (rc == 0 && body) {
         if (fr.status == 200)
             rc = queue_body(c, e, f, 0, e->size);
@@ -389,6 +395,285 @@ static int serve_file(struct conn *c, const struct cz_request *req, struct cz_ca
     if (rc < 0)
         conn_close(c); /* the response is half queued: the only safe answer is to close */
     return 0;
+}
+
+/* Answer from an entry: a directory redirects or is not found, a file is
+ * served.  -EWOULDBLOCK as serve_file. */
+static int answer_entry(struct conn *c, const struct file_req *fq, struct cz_cache_entry *e,
+                        int *fd)
+{
+    if (e->kind == CZ_CACHE_DIR) {
+        if (fq->dir_req)
+            simple_response(c, fq, 404, NULL); /* ".../index.html" is a directory */
+        else
+            redirect_to_dir(c, fq); /* without its slash: relative links need it */
+        return 0;
+    }
+    return serve_file(c, fq, e, fd);
+}
+
+static void answer_error(struct conn *c, const struct file_req *fq, int err)
+{
+    if (err != -ENOENT && err != -ENOTDIR && err != -EXDEV && err != -ELOOP && err != -EACCES)
+        cz_log_warn("open %s: %s", fq->rel, strerror(-err));
+    simple_response(c, fq, status_for_error(err), NULL);
+}
+
+/* ---------- jobs: opening, stat'ing and reading through the ring ---------- */
+
+/* A cold or stale file is opened (IORING_OP_OPENAT2, RESOLVE_BENEATH),
+ * stat'ed (IORING_OP_STATX of the open descriptor) and, if the cache keeps
+ * its bytes, read (IORING_OP_READ) by the ring, never by the worker thread:
+ * a slow disk delays this response only.  Its place in the connection's
+ * output is held by a placeholder, so pipelined responses stay in order. */
+enum job_stage { JOB_QUEUED, JOB_DELAY, JOB_OPEN, JOB_STATX, JOB_READ };
+
+/* A connection runs one job at a time, in request order: a pipeline of
+ * requests for a cold file opens it once (the next job finds the
+ * descriptor the first one left with the connection), and one connection
+ * never holds more than one descriptor in flight. */
+struct file_job {
+    alignas(16) struct conn *c;
+    struct file_job *next;    /* the connection's next job */
+    struct outseg *seg;
+    struct file_req fq;
+    struct cz_cache_entry *e;
+    char *data;               /* cache buffer being read into */
+    uint64_t got;
+    int fd;
+    uint8_t stage;            /* enum job_stage */
+    uint8_t tries;            /* openat2 EAGAIN retries (a rename raced the lookup) */
+    struct open_how how;
+    struct statx stx;
+    struct __kernel_timespec delay;
+    char buf[];               /* rel, NUL, then the header copies and the query */
+};
+
+#if CZ_FAULT_INJECTION
+/* CATZILLA_FAULT_SLOW_OPEN=<substring>: opens of matching paths wait 2 s
+ * first, so a test can prove that one slow open delays nobody else. */
+static bool fault_slow_open(const char *rel)
+{
+    const char *pat = getenv("CATZILLA_FAULT_SLOW_OPEN");
+    return pat && *pat && strstr(rel, pat);
+}
+#endif
+
+static void job_free(struct file_job *job)
+{
+    if (job->fd >= 0)
+        close(job->fd);
+    if (job->data)
+        cz_filecache_data_done(job->c->w->fcache, job->e, job->data, false);
+    cz_filecache_release(job->e);
+    catzilla_task_free(job);
+}
+
+static int job_submit(struct file_job *job, enum job_stage stage)
+{
+    struct worker *w = job->c->w;
+    struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+    if (!sqe)
+        return -EBUSY;
+    job->stage = (uint8_t)stage;
+    switch (stage) {
+    case JOB_DELAY:
+        job->delay.tv_sec = 2;
+        job->delay.tv_nsec = 0;
+        io_uring_prep_timeout(sqe, &job->delay, 0, 0);
+        break;
+    case JOB_OPEN:
+        io_uring_prep_openat2(sqe, w->srv->root_fd, job->fq.rl ? job->fq.rel : ".", &job->how);
+        break;
+    case JOB_STATX:
+        io_uring_prep_statx(sqe, job->fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &job->stx);
+        break;
+    case JOB_READ:
+        io_uring_prep_read(sqe, job->fd, job->data + job->got, (unsigned)(job->e->size - job->got),
+                           job->got);
+        break;
+    default:
+        return -EINVAL;
+    }
+    io_uring_sqe_set_data64(sqe, cz_ud(job, OP_FS));
+    return 0;
+}
+
+/* Fill the job's placeholder: err's status page, or the answer from job->e;
+ * dropped if the connection closed. */
+static void job_answer(struct file_job *job, int err)
+{
+    struct conn *c = job->c;
+    output_defer_begin(c, job->seg);
+    if (!conn_closing(c)) {
+        if (err < 0)
+            answer_error(c, &job->fq, err);
+        else if (answer_entry(c, &job->fq, job->e, &job->fd) < 0)
+            answer_error(c, &job->fq, -EIO); /* cannot happen: the job has a descriptor */
+    }
+    output_defer_end(c, job->seg);
+}
+
+/* The answer from the cache needs no I/O: a fresh entry whose body (if any)
+ * is cached or already open on this connection. */
+static bool answerable_now(struct conn *c, const struct file_req *fq,
+                           const struct cz_cache_entry *e)
+{
+    if (e->kind != CZ_CACHE_FILE || e->data || e->size == 0 || fq->head)
+        return true;
+    struct out_file *f = output_file_find(c, &e->id);
+    output_file_release(c, f);
+    return f != NULL;
+}
+
+/* Run the connection's jobs from the oldest: answer each that needs no I/O,
+ * start the first that does. */
+static void jobs_run(struct conn *c)
+{
+    struct file_job *job;
+    while ((job = c->file_jobs) && job->stage == JOB_QUEUED) {
+        struct cz_cache_entry *e;
+        int err = 0;
+        if (!conn_closing(c) &&
+            cz_filecache_lookup(c->w->fcache, job->fq.rel, job->fq.rl, &e) == 0) {
+            if (!answerable_now(c, &job->fq, e))
+                cz_filecache_release(e);
+            else
+                job->e = e;
+        }
+        if (!job->e && !conn_closing(c)) {
+            enum job_stage first = JOB_OPEN;
+#if CZ_FAULT_INJECTION
+            if (fault_slow_open(job->fq.rel))
+                first = JOB_DELAY;
+#endif
+            err = job_submit(job, first);
+            if (err == 0)
+                return;
+            err = -ENOMEM;
+        }
+        job_answer(job, err);
+        c->file_jobs = job->next;
+        job_free(job);
+    }
+}
+
+/* The running job is done: answer it and go on with the next. */
+static void job_finish(struct file_job *job, int err)
+{
+    struct conn *c = job->c;
+    job_answer(job, err);
+    c->file_jobs = job->next;
+    job_free(job);
+    jobs_run(c);
+}
+
+void static_on_cqe(struct worker *w, void *ptr, struct io_uring_cqe *cqe)
+{
+    struct file_job *job = ptr;
+    int res = cqe->res;
+    int rc = 0;
+    switch (job->stage) {
+    case JOB_QUEUED:
+        rc = -EINVAL; /* nothing was submitted for it */
+        break;
+    case JOB_DELAY:
+        rc = job_submit(job, JOB_OPEN);
+        break;
+    case JOB_OPEN:
+        if (res == -EAGAIN && job->tries++ < 8) {
+            rc = job_submit(job, JOB_OPEN);
+            break;
+        }
+        if (res < 0) {
+            rc = res;
+            break;
+        }
+        job->fd = res;
+        rc = job_submit(job, JOB_STATX);
+        break;
+    case JOB_STATX:
+        if (res < 0) {
+            rc = res;
+            break;
+        }
+        rc = cz_filecache_update(w->fcache, job->fq.rel, job->fq.rl, &job->stx, &job->e);
+        if (rc < 0)
+            break;
+        job->data = cz_filecache_data_buffer(w->fcache, job->e);
+        if (job->data) {
+            rc = job_submit(job, JOB_READ);
+            break;
+        }
+        job_finish(job, 0);
+        return;
+    case JOB_READ:
+        if (res <= 0) {
+            /* An error, or the file shrank: serve it from the descriptor. */
+            cz_filecache_data_done(w->fcache, job->e, job->data, false);
+            job->data = NULL;
+            job_finish(job, 0);
+            return;
+        }
+        job->got += (uint64_t)res;
+        if (job->got < job->e->size) {
+            rc = job_submit(job, JOB_READ);
+            break;
+        }
+        cz_filecache_data_done(w->fcache, job->e, job->data, true);
+        job->data = NULL;
+        job_finish(job, 0);
+        return;
+    }
+    if (rc < 0)
+        job_finish(job, rc == -EBUSY ? -ENOMEM : rc);
+}
+
+/* Copy s into *p and point d at the copy. */
+static void copy_str(char **p, struct cz_str *d, struct cz_str s)
+{
+    if (!s.ptr) {
+        *d = (struct cz_str){NULL, 0};
+        return;
+    }
+    memcpy(*p, s.ptr, s.len);
+    *d = (struct cz_str){*p, s.len};
+    *p += s.len;
+}
+
+static void start_job(struct conn *c, const struct file_req *fq)
+{
+    size_t need = fq->rl + 1 + fq->query.len;
+    for (int i = 0; i < FH_MAX; i++)
+        need += fq->hdr[i].len;
+    struct file_job *job = catzilla_task_alloc(sizeof(*job) + need);
+    if (!job) {
+        simple_response(c, fq, 503, NULL);
+        return;
+    }
+    memset(job, 0, sizeof(*job));
+    job->c = c;
+    job->fd = -1;
+    char *p = job->buf;
+    memcpy(p, fq->rel, fq->rl + 1);
+    job->fq = *fq;
+    job->fq.rel = p;
+    p += fq->rl + 1;
+    for (int i = 0; i < FH_MAX; i++)
+        copy_str(&p, &job->fq.hdr[i], fq->hdr[i]);
+    copy_str(&p, &job->fq.query, fq->query);
+    cz_path_open_how(&job->how, O_RDONLY | O_NONBLOCK);
+    job->seg = output_defer(c);
+    if (!job->seg) {
+        catzilla_task_free(job);
+        simple_response(c, fq, 503, NULL);
+        return;
+    }
+    struct file_job **pp = &c->file_jobs;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = job;
+    jobs_run(c);
 }
 
 int cz_static_serve(struct conn *c, struct cz_request *req)
@@ -411,61 +696,52 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
 
     char rel[REL_MAX + 16];
     size_t rl = 0;
-    int flags = cz_path_sanitize(req->path.ptr, req->path.len, rel, REL_MAX, 
+    struct file_req fq = {
+        .head = req->head,
+        .close = c->close_after_send,
+        .get = req->method == CZ_METHOD_GET,
+        .query = req->query,
+        .rel = rel,
+    };
+    int flags = cz_path_sanitize(req->path.ptr, req->path.len, rel, REL_MAX,
                                  srv->cfg.serve_dotfiles ? CZ_PATH_ALLOW_DOT : 0, &rl);
     if (flags < 0) {
         int status = status_for_error(flags);
         if (status == 400)
             response_error(c, 400, req->head);
         else
-            simple_response(c, req, status, NULL);
+            simple_response(c, &fq, status, NULL);
         return 0;
     }
     if (req->method != CZ_METHOD_GET && req->method != CZ_METHOD_HEAD) {
         struct head_spec more = {.allow = "GET, HEAD"};
-        simple_response(c, req, 405, &more);
+        simple_response(c, &fq, 405, &more);
         return 0;
     }
-    bool dir_req = (flags & CZ_PATH_TRAILING_SLASH) != 0;
-    if (dir_req) {
+    fq.dir_req = (flags & CZ_PATH_TRAILING_SLASH) != 0;
+    if (fq.dir_req) {
         if (rl > 0 && rel[rl - 1] != '/')
             rel[rl++] = '/';
         memcpy(rel + rl, "index.html", sizeof("index.html"));
         rl += sizeof("index.html") - 1;
     }
+    fq.rl = rl;
+    for (int i = 0; i < FH_MAX; i++)
+        fq.hdr[i] = cz_request_header(req, file_hdr_names[i]);
 
-    for (int attempt = 0; attempt < 2; attempt++) {
-        struct cz_cache_entry *e;
-        int rc = cz_filecache_get(w->fcache, rel, rl, &e);
-        if (rc < 0) {
-            if (rc != -ENOENT && rc != -ENOTDIR && rc != -EXDEV && rc != -ELOOP &&
-                rc != -EACCES)
-                cz_log_warn("open %s: %s", rel, strerror(-rc));
-            simple_response(c, req, status_for_error(rc), NULL);
-            return 0;
-        }
-        if (e->kind == CZ_CACHE_DIR) {
-            cz_filecache_release(e);
-            if (dir_req) {
-                simple_response(c, req, 404, NULL);
-                return 0;
-            }
-            /* A directory without its slash: redirect so relative links work. */
-            redirect_to_dir(c, req, rel, rl);
-            return 0;
-        }
-        rc = serve_file(c, req, e, rel);
-        if (rc == -EAGAIN && attempt == 0) {
-            /* The file changed between cache and open: check it again. */
-            cz_filecache_invalidate(e);
-            cz_filecache_release(e);
-            continue;
-        }
+    /* A fresh entry answers at once, with no system call (behind any
+     * placeholder of this connection: the queue keeps the order); anything
+     * else goes through the ring. */
+    struct cz_cache_entry *e;
+    if (cz_filecache_lookup(w->fcache, rel, rl, &e) == 0) {
+        int rc = -EWOULDBLOCK;
+        int none = -1;
+        if (answerable_now(c, &fq, e))
+            rc = answer_entry(c, &fq, e, &none);
         cz_filecache_release(e);
-        if (rc < 0)
-            simple_response(c, req, status_for_error(rc), NULL);
-        return 0;
+        if (rc != -EWOULDBLOCK)
+            return 0;
     }
-    simple_response(c, req, 503, NULL);
+    start_job(c, &fq);
     return 0;
 }

@@ -20,4 +20,9 @@ void cz_static_global_free(struct cz_server *srv);
  * -ENOENT when there is no docroot (the caller answers 404). */
 int cz_static_serve(struct conn *c, struct cz_request *req);
 
+/* Completion of a file job's open, statx or read (tag OP_FS). */
+struct worker;
+struct io_uring_cqe;
+void static_on_cqe(struct worker *w, void *job, struct io_uring_cqe *cqe);
+
 #endif

@@ -759,3 +759,43 @@ Test(hardening, empty_target_span_after_the_method)
     expect_error(&(struct bad)BAD("CONNECT, space, CR", "CONNECT \rCT ", 400));
     expect_error(&(struct bad)BAD("GET, space, CRLF", "GET \r\n", 400));
 }
+
+/* The send timer: a client that takes nothing at all for --send-timeout is
+ * closed (between one and one and a half timeouts: the timer looks twice
+ * per timeout, and a SIOCOUTQ probe of the socket counts acknowledged bytes
+ * as progress), and one that takes bytes, however slowly, is not. */
+Test(hardening, stalled_reader_closed_after_send_timeout, .timeout = 30)
+{
+    server_stop(&srv);
+    unlink(srv.log_path);
+    start_with((const char *const[]){"--send-timeout", "1s", NULL});
+    int fd = connect_small_rcvbuf(srv.port);
+    /* Enough pipelined output to fill both socket buffers: never read. */
+    static char req[64 * 1024];
+    size_t n = 0;
+    const char *one = "POST /echo HTTP/1.1\r\n" H "Content-Length: 4000\r\n\r\n";
+    size_t ol = strlen(one);
+    while (n + ol + 4000 <= sizeof(req)) {
+        memcpy(req + n, one, ol);
+        memset(req + n + ol, 'x', 4000);
+        n += ol + 4000;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    size_t sent = 0;
+    long t0 = now_ms();
+    for (int round = 0; round < 40 && now_ms() - t0 < 3000; round++) {
+        ssize_t k = send(fd, req, n, MSG_NOSIGNAL);
+        if (k > 0)
+            sent += (size_t)k;
+        usleep(20000);
+    }
+    cr_assert_gt(sent, 0u);
+    long conns = -1;
+    long deadline = now_ms() + 8000;
+    while (now_ms() < deadline && (conns = stats_connections(srv.port)) != 1)
+        usleep(100000);
+    cr_assert_eq(conns, 1, "the stalled reader is still connected after %ld ms (%ld conns)",
+                 now_ms() - t0, conns);
+    cr_log_info("stalled reader closed %ld ms after its requests", now_ms() - t0);
+    tcp_close(fd);
+}
