@@ -246,3 +246,53 @@ Test(faults, every_50th_allocation_fails)
 {
     run_with_faults("50");
 }
+
+/* The worker never waits for the disk: an open that takes 2 s (injected
+ * with CATZILLA_FAULT_SLOW_OPEN) delays its own response only, while other
+ * requests on the same (single) worker, for files and handlers alike, are
+ * answered at once; and the slow one still arrives whole. */
+Test(faults, slow_file_open_delays_nobody_else)
+{
+    char dir[] = "/tmp/cz-faults-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[512];
+    static const char *const names[] = {"slow.txt", "fast.txt"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "%s\n", names[i]);
+        fclose(f);
+    }
+    setenv("CATZILLA_FAULT_SLOW_OPEN", "slow", 1);
+    server_start(&srv, (const char *const[]){"--root", dir, NULL});
+    unsetenv("CATZILLA_FAULT_SLOW_OPEN");
+
+    long t0 = now_ms();
+    int slow = tcp_connect(srv.port);
+    send_str(slow, "GET /slow.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50000); /* the slow open is under way */
+    struct response r = request_once(srv.port, "GET /fast.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "fast.txt\n");
+    response_free(&r);
+    r = request_once(srv.port, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    response_free(&r);
+    long fast_ms = now_ms() - t0;
+    cr_assert_lt(fast_ms, 1000, "other requests waited %ld ms behind a slow open", fast_ms);
+
+    cr_assert(read_response(slow, &r, false), "no response for the slow file");
+    long slow_ms = now_ms() - t0;
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "slow.txt\n");
+    cr_assert_geq(slow_ms, 1500, "the injected delay did not happen (%ld ms)", slow_ms);
+    response_free(&r);
+    tcp_close(slow);
+    cr_assert_eq(server_stop(&srv), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}

@@ -25,13 +25,6 @@
 static struct server srv;
 static int baseline_fds;
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Touch every feature whose descriptors are created lazily, then count. */
 static void warm_up_and_count_fds(void)
 {

@@ -38,7 +38,7 @@ static const char *binary(void)
     return b && *b ? b : "build/catzilla";
 }
 
-static long now_ms(void)
+long now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

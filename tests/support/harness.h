@@ -50,6 +50,8 @@ struct response request_once(int port, const char *raw);
 bool wait_closed(int fd, int ms);
 /* Read everything until EOF or timeout into a malloc'ed buffer. */
 char *read_all(int fd, size_t *len, int timeout_ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+long now_ms(void);
 /* Current number of open fds of a process. */
 int count_fds(pid_t pid);
 /* Send data on a fresh connection and expect an error response with the
