@@ -708,6 +708,9 @@ int cz_server_run(cz_server *srv)
     if (atomic_exchange(&srv->running, true))
         return -EBUSY;
     signal(SIGPIPE, SIG_IGN);
+    /* Load the time zone now: a worker would otherwise read /etc/localtime
+     * on its first log line, a file read on a thread that must not do any. */
+    tzset();
     raise_limits();
     struct catzilla_memory_options mo = {
         .background_thread = cfg->no_background_thread ? 0 : 1,

@@ -433,17 +433,21 @@ void tcp_close(int fd)
     close(fd);
 }
 
-int tcp_connect(int port)
+int tcp_connect_opts(int port, int rcvbuf, int mss, bool nonblocking)
 {
     /* connect() on a socket with SO_SNDTIMEO is never restarted: any signal,
      * or a task_work notification (io_uring teardown in this process sets
      * one), fails it with EINTR.  Connect non-blocking and poll instead. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    cr_assert(fd >= 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    if (rcvbuf > 0)
+        cr_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0);
+    if (mss > 0)
+        cr_assert(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0,
+                  "TCP_MAXSEG: %s", strerror(errno));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
-    if (rc < 0) {
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         cr_assert(errno == EINPROGRESS || errno == EINTR, "connect: %s", strerror(errno));
         long deadline = now_ms() + 5000;
         for (;;) {
@@ -461,13 +465,20 @@ int tcp_connect(int port)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
         cr_assert(err == 0, "connect: %s", strerror(err));
     }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!nonblocking) {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        struct timeval tv = {.tv_sec = 5};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
     return fd;
+}
+
+int tcp_connect(int port)
+{
+    return tcp_connect_opts(port, 0, 0, false);
 }
 
 void expect_error_response(int port, const char *name, const void *data, size_t len, int status)

@@ -28,6 +28,9 @@ bool io_uring_usable(void);
  * timeouts).  Connects non-blocking and polls, because a blocking connect
  * with a timeout is not restarted after EINTR. */
 int tcp_connect(int port);
+/* The same with options: SO_RCVBUF and TCP_MAXSEG (0: the default), and
+ * left non-blocking (no timeouts) if asked. */
+int tcp_connect_opts(int port, int rcvbuf, int mss, bool nonblocking);
 void send_all(int fd, const void *data, size_t len);
 void send_str(int fd, const char *s);
 
