@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "catzilla/memory.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "fs/filecache.h"
 #include "fs/mime.h"
@@ -38,16 +39,6 @@ struct cz_filecache {
     unsigned nfree, nslots;
     bool warned_register;
 };
-
-static uint32_t hash_key(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
 
 struct cz_filecache *cz_filecache_create(const struct cz_fs_env *env)
 {
@@ -228,7 +219,7 @@ int cz_filecache_lookup(struct cz_filecache *fc, const char *rel, size_t rel_len
 {
     if (!fc)
         return -ENOENT;
-    struct cz_cache_entry *e = table_find(fc, rel, rel_len, hash_key(rel, rel_len));
+    struct cz_cache_entry *e = table_find(fc, rel, rel_len, cz_hash(rel, rel_len));
     if (!e || e->force_check || *fc->env.now_ms - e->checked_ms >= REVALIDATE_MS)
         return -EAGAIN;
     touch(fc, e);
@@ -243,7 +234,7 @@ int cz_filecache_update(struct cz_filecache *fc, const char *rel, size_t rel_len
         return -EACCES; /* devices, fifos, sockets are never served */
     if (rel_len > UINT16_MAX)
         return -ENAMETOOLONG;
-    uint32_t h = hash_key(rel, rel_len);
+    uint32_t h = cz_hash(rel, rel_len);
     struct cz_cache_entry *e = table_find(fc, rel, rel_len, h);
     struct cz_file_id id = file_id_of_statx(stx);
     if (e && same_id(&e->id, &id) && (e->kind == CZ_CACHE_DIR) == S_ISDIR(stx->stx_mode)) {

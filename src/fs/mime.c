@@ -3,6 +3,7 @@
  * Built once with malloc at start-up (not on a worker's arenas: it is shared read-only by all
  * workers and outlives any one of them); lookups never allocate.
  */
+#include "core/hash.h"
 #include "fs/mime.h"
 
 #include <errno.h>
@@ -68,16 +69,6 @@ static const struct {
     {"application/gzip", "gz"},
     {"application/x-tar", "tar"},
 };
-
-static uint32_t fnv1a(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
 
 static char ascii_lower(char c)
 {
@@ -173,7 +164,7 @@ static int insert(struct cz_mime *m, const char *ext, size_t n, uint32_t type, b
 {
     if ((m->count + 1) * 2 > m->mask + 1 && grow_slots(m) < 0)
         return -ENOMEM;
-    uint32_t hash = fnv1a(ext, n);
+    uint32_t hash = cz_hash(ext, n);
     struct mime_slot *s = find_slot(m->slots, m->mask, m->pool, ext, n, hash);
     if (s->ext != 0) {
         if (s->builtin) {
@@ -324,7 +315,7 @@ const char *cz_mime_lookup(const struct cz_mime *m, const char *path, size_t len
         n = normalize_ext(path + dot + 1, len - dot - 1, ext);
     if (n == 0)
         return m->pool + m->default_type;
-    const struct mime_slot *s = find_slot(m->slots, m->mask, m->pool, ext, n, fnv1a(ext, n));
+    const struct mime_slot *s = find_slot(m->slots, m->mask, m->pool, ext, n, cz_hash(ext, n));
     return s->ext ? m->pool + s->type : m->pool + m->default_type;
 }
 

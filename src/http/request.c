@@ -271,8 +271,8 @@ static int on_headers_complete(llhttp_t *p)
         if (!str_ieq(expect, "100-continue"))
             return fail(c, 417);
         if (has_body) {
-            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            if (output_append(c, cont, sizeof(cont) - 1))
+            struct head_spec h = {.status = 100, .content_length = -1};
+            if (response_head(c, &h) < 0)
                 return fail(c, 503);
         }
     }

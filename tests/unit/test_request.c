@@ -149,7 +149,7 @@ static const struct parse_case cases[] = {
      "", false, NULL}, /* not yet over: 65 bytes announced, none received */
     {"expect 100", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
                    "Content-Length: 2\r\n\r\nhi",
-     "100,200", false, "HTTP/1.1 100 Continue\r\n\r\n"},
+     "100,200", false, "HTTP/1.1 100 Continue\r\nServer: catzilla\r\n"},
     {"expect other", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: tea\r\nContent-Length: 2\r\n\r\nhi",
      "417", true, NULL},
     {"cl and te", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
