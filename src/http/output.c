@@ -783,7 +783,7 @@ void output_on_send_zc(void *p, struct io_uring_cqe *cqe)
             if ((cqe->res == -ECANCELED || cqe->res == -EAGAIN) && !c->dead) {
                 /* The linked header was short, or the socket was full: go
                  * on with plain sends (after POLLOUT for a full socket). */
-                c->out.need_poll = cqe->res == -EAGAIN;
+                c->out.need_poll |= cqe->res == -EAGAIN;
                 output_schedule(c);
             } else if (cqe->res < 0 || c->dead) {
                 c->dead = true;
@@ -990,8 +990,13 @@ static void flush(struct conn *c)
         conn_output_drained(c);
         return;
     }
-    if (s->kind == SEG_DEFER)
-        return; /* the placeholder's producer schedules us when it fills */
+    if (s->kind == SEG_DEFER) {
+        /* Waiting for our own producer (a file job, a stats gather), not for
+         * the client: no client timer may close the connection meanwhile.
+         * The producer schedules us when it fills the placeholder. */
+        conn_set_timer(c, TIMER_NONE);
+        return;
+    }
     if (o->need_poll) {
         poll_out(c);
     } else if (s->kind == SEG_FILE) {
