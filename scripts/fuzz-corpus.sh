@@ -54,6 +54,20 @@ r "GET /zc.bin HTTP/1.1\r\n${H}Range: bytes=5000-\r\n\r\n"
 r "GET /a.txt HTTP/1.1\r\n${H}If-None-Match: \"x\", W/\"y\"\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
 r "GET /a.txt HTTP/1.1\r\n${H}If-Match: \"nope\"\r\n\r\n"
 r "GET /a.txt HTTP/1.1\r\n${H}Range: bytes=1-2\r\nIf-Range: \"abc\"\r\n\r\n"
+# stats gathers (deferred answers from the other worker) and the file engine
+r "GET /_catzilla/stats HTTP/1.1\r\n$H\r\nGET /plaintext HTTP/1.1\r\n$H\r\n"
+r "HEAD /_catzilla/stats HTTP/1.1\r\n$H\r\nGET /_catzilla/stats HTTP/1.0\r\n\r\n"
+r "GET /_catzilla/stats HTTP/1.1\r\n$H\r\nGET /_catzilla/stats HTTP/1.1\r\n$H\r\nGET /big.bin HTTP/1.1\r\n$H\r\n"
+r "GET /huge.bin HTTP/1.1\r\n$H\r\nGET /huge.bin HTTP/1.1\r\n${H}Range: bytes=1000-69000\r\n\r\n"
+r "GET /huge.bin HTTP/1.1\r\n${H}Range: bytes=0-10, 65530-65540, -3\r\n\r\nGET /_catzilla/stats HTTP/1.1\r\n$H\r\n"
+# file jobs (open, statx, read through the ring) and several connections per
+# input: the pieces between "\n--conn--\n" go to different connections
+C='\n--conn--\n'
+r "GET /big.bin HTTP/1.1\r\n$H\r\nGET /plaintext HTTP/1.1\r\n$H\r\nGET /a.txt HTTP/1.1\r\n$H\r\n${C}GET /a.txt HTTP/1.1\r\n$H\r\nGET /zc.bin HTTP/1.1\r\n$H\r\n"
+r "GET /zc.bin HTTP/1.1\r\n$H\r\nGET /json HTTP/1.1\r\n$H\r\nGET /zc.bin HTTP/1.1\r\n$H\r\nHEAD /a.txt HTTP/1.1\r\n$H\r\nGET /_catzilla/health HTTP/1.1\r\n$H\r\n"
+r "GET /sub/ HTTP/1.1\r\n$H\r\nGET /index.html HTTP/1.1\r\n$H\r\n${C}GET /huge.bin HTTP/1.1\r\n${H}Range: bytes=100-200\r\n\r\nGET / HTTP/1.1\r\n$H\r\n${C}GET /big.bin HTTP/1.1\r\n${H}Connection: close\r\n\r\n"
+r "GET /a.txt HTTP/1.1\r\n${H}If-None-Match: \"x\"\r\n\r\nGET /sub/index.html HTTP/1.1\r\n$H\r\nGET /nope.txt HTTP/1.1\r\n$H\r\nGET /empty/ HTTP/1.1\r\n$H\r\n${C}GET /zc.bin HTTP/1.1\r\n${H}Range: bytes=0-1,5-9\r\n\r\n"
+r "GET /big.bin HTTP/1.1\r\n$H\r\nGET /big.bin HTTP/1.1\r\n$H\r\nGET /huge.bin HTTP/1.1\r\n$H\r\n${C}GET /huge.bin HTTP/1.1\r\n$H\r\n${C}GET /_catzilla/stats HTTP/1.1\r\n$H\r\nGET /big.bin HTTP/1.1\r\n$H\r\n"
 pipe=""
 for p in /plaintext /json /_catzilla/health /nope / /index.html /zc.bin /big.bin; do
     pipe="${pipe}GET $p HTTP/1.1\r\n$H\r\n"
