@@ -53,7 +53,7 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(header_timeout,       DURATION, 10000,    NULL,      1,    3600000,    "time to receive a whole request head (else 408)") \
   X(body_timeout,         DURATION, 30000,    NULL,      1,    3600000,    "time to receive a whole request body (else 408)") \
   X(keepalive_timeout,    DURATION, 10000,    NULL,      0,    3600000,    "idle time allowed between requests; 0 disables keep-alive") \
-  X(send_timeout,         DURATION, 60000,    NULL,      1,    3600000,    "time a client may take to accept queued response bytes") \
+  X(send_timeout,         DURATION, 60000,    NULL,      1,    3600000,    "a client that takes no response bytes for this long is closed") \
   X(max_keepalive_requests, INT,    0,        NULL,      0,    1000000000, "requests per connection before it closes; 0 = unlimited") \
   X(max_output_queue,     SIZE,     CZ_MIB,   NULL,      4096, CZ_GIB,     "queued response bytes per connection before reading pauses") \
   X(no_builtin_routes,    BOOL,     0,        NULL,      0,    1,          "turn off /plaintext, /json and /echo") \

@@ -1615,3 +1615,28 @@ Test(static_load, lingering_close_never_shuts_the_next_connection)
         parallel_round();
     }
 }
+
+/* The worker never blocks on disk: under strace, while it serves cached,
+ * uncached, changing, missing, directory and ranged files, no file system
+ * call (open*, stat*, read, pread) happens on a worker thread; every one is
+ * the main thread's, at start-up.  The check itself is a script so it can
+ * be run by hand against any build. */
+Test(static_bytes, worker_thread_makes_no_file_syscalls, .timeout = 60)
+{
+    if (system("command -v strace >/dev/null && command -v curl >/dev/null") != 0)
+        cr_skip_test("strace or curl is not installed (scripts/deps.sh test installs them)");
+    const char *bin = getenv("CATZILLA_BIN");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "scripts/check-worker-syscalls.sh %s >/tmp/cz-syscalls.out 2>&1",
+             bin && *bin ? bin : "build/catzilla");
+    int rc = system(cmd);
+    FILE *f = fopen("/tmp/cz-syscalls.out", "r");
+    char out[4096] = "";
+    if (f) {
+        size_t n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    unlink("/tmp/cz-syscalls.out");
+    cr_assert_eq(rc, 0, "scripts/check-worker-syscalls.sh failed:\n%s", out);
+}
