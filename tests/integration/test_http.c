@@ -593,6 +593,43 @@ Test(server, shutdown_drains_in_flight_request, .timeout = 30)
     close(idle);
 }
 
+/* begin_stop closed idle connections while walking the connection list and
+ * read each one's link after closing it.  Many idle connections (after a
+ * request, and never used), half-sent heads and a pending stats request at
+ * SIGTERM: every idle one closes at once, the server exits 0. */
+Test(server, shutdown_with_many_idle_and_partial_connections, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--threads", "2", "--shutdown-timeout", "2s", NULL});
+    enum { N = 64 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect(srv.port);
+        if (i % 3 == 0) {
+            send_str(fds[i], "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+            struct response r;
+            cr_assert(read_response(fds[i], &r, false));
+            response_free(&r);
+        } else if (i % 3 == 1) {
+            send_str(fds[i], "GET /plain"); /* a head that never ends */
+        } else {
+            send_str(fds[i], "GET /_catzilla/stats HTTP/1.1\r\nHost: x\r\n\r\n");
+        }
+    }
+    usleep(100000);
+    long t0 = now_ms();
+    kill(srv.pid, SIGTERM);
+    for (int i = 0; i < N; i += 3)
+        cr_assert(wait_closed(fds[i], 3000), "idle connection %d not closed at SIGTERM", i);
+    int st;
+    cr_assert_eq(waitpid(srv.pid, &st, 0), srv.pid);
+    srv.pid = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    /* The unfinished heads are cut at --shutdown-timeout. */
+    cr_assert_lt(now_ms() - t0, 5000, "the drain took %ld ms", now_ms() - t0);
+    for (int i = 0; i < N; i++)
+        tcp_close(fds[i]);
+}
+
 static int run_binary(const char *const *args, char *out, size_t cap)
 {
     int p[2];
