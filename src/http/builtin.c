@@ -41,8 +41,12 @@ static int on_echo(const cz_request *req, cz_response *res, void *ud)
         type[ct.len] = '\0';
         t = type;
     }
-    struct cz_str body = cz_request_body(req);
-    return cz_response_send(res, 200, t, body.ptr, body.len);
+    /* The body moves from the request to the output queue: one copy of it
+     * in memory, whatever its size. */
+    int rc = cz_response_send(res, 200, t, NULL, 0);
+    if (rc == 0 && cz_request_body(req).len)
+        rc = response_move_request_body(res, req);
+    return rc;
 }
 
 static int on_health(const cz_request *req, cz_response *res, void *ud)

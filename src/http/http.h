@@ -82,6 +82,8 @@ struct cz_response {
     size_t hdr_len, hdr_cap;
     char *body;
     size_t body_len, body_cap;
+    char *moved_body;       /* the request's body, sent as it is (response_move_request_body) */
+    size_t moved_len;
     char hdr_inline[256];
     char body_inline[512];
 };
@@ -250,6 +252,10 @@ void response_init(struct cz_response *res, struct conn *c, int status);
 void response_release(struct cz_response *res);
 /* Serialises res into the conn's output (head only if req->head). 0 or -ENOMEM. */
 int response_finish(struct cz_response *res, const struct cz_request *req);
+/* Make the request's own body the response body, without copying it: the
+ * block moves from the request to the output queue (echo).  0 or -EINVAL if
+ * the request has no body. */
+int response_move_request_body(struct cz_response *res, const struct cz_request *req);
 /* Answer later: a placeholder in the output queue that the handler fills
  * with output_defer_fill (on this worker).  NULL when out of memory. */
 struct outseg *response_defer(struct cz_response *res);

@@ -43,7 +43,7 @@
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
 
-enum seg_kind { SEG_MEM, SEG_CACHED, SEG_FILE, SEG_DEFER };
+enum seg_kind { SEG_MEM, SEG_CACHED, SEG_FILE, SEG_DEFER, SEG_BLOCK };
 
 struct outseg {
     struct outseg *next;
@@ -55,10 +55,10 @@ struct outseg {
             char data[]; /* SEG_MEM only (allocated with the segment) */
         } mem;
         struct {
-            struct cz_cache_entry *entry;
+            struct cz_cache_entry *entry; /* NULL for SEG_BLOCK */
             const char *ptr;
             uint32_t len;
-        } cached;
+        } cached; /* also SEG_BLOCK: an owned request-arena block */
         struct {
             struct out_file *f;
             uint64_t off, len; /* what is left to send */
@@ -226,9 +226,17 @@ static void seg_free(struct conn *c, struct outseg *s)
 {
     if (s->kind == SEG_CACHED)
         cz_filecache_release(s->u.cached.entry);
+    else if (s->kind == SEG_BLOCK)
+        catzilla_request_free((void *)s->u.cached.ptr);
     else if (s->kind == SEG_FILE)
         file_unref(c, s->u.file.f);
     catzilla_response_free(s);
+}
+
+/* Its bytes are in memory: a gathered send can carry them. */
+static bool seg_in_memory(const struct outseg *s)
+{
+    return s->kind == SEG_MEM || s->kind == SEG_CACHED || s->kind == SEG_BLOCK;
 }
 
 /* Bytes of s not yet sent, and where they start (memory kinds only). */
@@ -239,6 +247,7 @@ static uint64_t seg_left(const struct outseg *s, const char **ptr)
         *ptr = s->u.mem.data + s->sent;
         return s->u.mem.len - s->sent;
     case SEG_CACHED:
+    case SEG_BLOCK:
         *ptr = s->u.cached.ptr + s->sent;
         return s->u.cached.len - s->sent;
     case SEG_FILE:
@@ -305,6 +314,19 @@ int output_append_cached(struct conn *c, struct cz_cache_entry *e, uint64_t off,
     s->u.cached.entry = e;
     s->u.cached.ptr = e->data + off;
     s->u.cached.len = len;
+    seg_link(c, s, len);
+    return 0;
+}
+
+int output_append_request_block(struct conn *c, char *block, size_t len)
+{
+    if (len > UINT32_MAX)
+        return -EINVAL;
+    struct outseg *s = seg_new(SEG_BLOCK);
+    if (!s)
+        return -ENOMEM;
+    s->u.cached.ptr = block;
+    s->u.cached.len = (uint32_t)len;
     seg_link(c, s, len);
     return 0;
 }
@@ -456,11 +478,13 @@ size_t output_copy_memory(const struct conn *c, char *out, size_t cap)
 {
     size_t n = 0;
     for (const struct outseg *s = c->out.head; s; s = s->next) {
-        if (s->kind != SEG_MEM)
+        if (!seg_in_memory(s))
             continue;
+        const char *p;
+        size_t len = seg_left(s, &p);
         if (n < cap)
-            memcpy(out + n, s->u.mem.data, s->u.mem.len < cap - n ? s->u.mem.len : cap - n);
-        n += s->u.mem.len;
+            memcpy(out + n, p, len < cap - n ? len : cap - n);
+        n += len;
     }
     return n;
 }
@@ -655,7 +679,7 @@ static void gather_send(struct conn *c)
     uint32_t first = (uint32_t)seg_left(o->head, &ptr);
     struct outseg *n = o->head->next;
     struct io_uring_sqe *sqe;
-    if (!n || (n->kind != SEG_MEM && n->kind != SEG_CACHED)) {
+    if (!n || !seg_in_memory(n)) {
         sqe = conn_sqe(c, OP_SEND);
         if (!sqe) {
             conn_fail(c);
@@ -671,7 +695,7 @@ static void gather_send(struct conn *c)
         memset(&ctx->msg, 0, sizeof(ctx->msg));
         unsigned niov = 0;
         for (struct outseg *q = o->head; q && niov < SEND_MAX_IOV; q = q->next) {
-            if (q->kind != SEG_MEM && q->kind != SEG_CACHED)
+            if (!seg_in_memory(q))
                 break;
             uint64_t len = seg_left(q, &ptr);
             if (!len)

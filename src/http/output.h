@@ -55,6 +55,9 @@ int output_append(struct conn *c, const void *data, size_t len);
 /* Room for len bytes at the tail, to be written in place at once (before any
  * other output call); NULL if out of memory. */
 char *output_reserve(struct conn *c, size_t len);
+/* Queue a block of the request arena as it is, taking ownership of it (it
+ * is freed once sent; on failure the caller still owns it). */
+int output_append_request_block(struct conn *c, char *block, size_t len);
 /* len bytes of a cached body starting at off; takes its own reference. */
 int output_append_cached(struct conn *c, struct cz_cache_entry *e, uint64_t off, uint32_t len);
 
@@ -113,8 +116,8 @@ void output_abort(struct conn *c);
 void output_free(struct conn *c);
 
 /* Introspection (tests, fuzz oracles): bytes counted against the queue
- * limit, and a copy of the queued in-memory bytes in order (returns their
- * total length; copies at most cap). */
+ * limit, and a copy of the queued unsent in-memory bytes in order (returns
+ * their total length; copies at most cap). */
 size_t output_queued(const struct conn *c);
 size_t output_copy_memory(const struct conn *c, char *out, size_t cap);
 

@@ -68,6 +68,17 @@ void request_free(struct conn *c)
     request_reset(c);
 }
 
+char *request_take_body(struct conn *c, size_t *len)
+{
+    char *b = c->body_len ? c->body : NULL;
+    *len = b ? c->body_len : 0;
+    if (b) {
+        c->body = NULL;
+        c->body_len = c->body_cap = 0;
+    }
+    return b;
+}
+
 void request_abort(struct conn *c)
 {
     request_free(c);

@@ -11,6 +11,7 @@
 #include "catzilla/memory.h"
 #include "fs/httpfile.h"
 #include "http/http.h"
+#include "http/request.h"
 
 const char *http_reason(int status)
 {
@@ -182,6 +183,8 @@ void response_init(struct cz_response *res, struct conn *c, int status)
     res->status = status;
     res->failed = false;
     res->deferred = false;
+    res->moved_body = NULL;
+    res->moved_len = 0;
     res->hdr = res->hdr_inline;
     res->hdr_len = 0;
     res->hdr_cap = sizeof(res->hdr_inline);
@@ -196,6 +199,8 @@ void response_release(struct cz_response *res)
         catzilla_response_free(res->hdr);
     if (res->body != res->body_inline)
         catzilla_response_free(res->body);
+    catzilla_request_free(res->moved_body); /* not queued (HEAD, or an error) */
+    res->moved_body = NULL;
     res->hdr = res->body = NULL;
 }
 
@@ -294,6 +299,19 @@ int cz_response_send(cz_response *res, int status, const char *content_type, con
     return rc ? rc : cz_response_write(res, body, len);
 }
 
+int response_move_request_body(struct cz_response *res, const struct cz_request *req)
+{
+    size_t len;
+    char *b = request_take_body(req->conn, &len);
+    if (!b)
+        return -EINVAL;
+    catzilla_request_free(res->moved_body);
+    res->moved_body = b;
+    res->moved_len = len;
+    res->body_len = 0;
+    return 0;
+}
+
 struct outseg *response_defer(struct cz_response *res)
 {
     struct outseg *d = output_defer(res->conn);
@@ -311,19 +329,27 @@ int response_finish(struct cz_response *res, const struct cz_request *req)
 {
     struct conn *c = res->conn;
     bool body = status_has_body(res->status);
+    size_t len = res->moved_body ? res->moved_len : res->body_len;
     struct head_spec h = {
         .status = res->status,
         .close = c->close_after_send,
-        .content_length = body ? (int64_t)res->body_len : -1,
+        .content_length = body ? (int64_t)len : -1,
         .extra = res->hdr,
         .extra_len = res->hdr_len,
     };
     /* Head and body go into the queue back to back (usually into the same
-     * segment), so one send carries them. */
+     * segment), so one send carries them; a moved body is queued as the
+     * block it is, never copied. */
     int rc = response_head(c, &h);
-    if (!rc && body && !req->head)
-        rc = output_append(c, res->body, res->body_len);
-    return rc;
+    if (rc || !body || req->head)
+        return rc;
+    if (res->moved_body) {
+        rc = output_append_request_block(c, res->moved_body, res->moved_len);
+        if (!rc)
+            res->moved_body = NULL;
+        return rc;
+    }
+    return output_append(c, res->body, res->body_len);
 }
 
 int response_text(struct conn *c, int status, bool head, bool close, const struct head_spec *more)
