@@ -47,6 +47,13 @@ struct catzilla_memory_options {
     long muzzy_decay_ms;      /* default 30000 */
     const char *metadata_thp; /* "auto" (default), "always", "disabled"; effective
                                  only through MALLOC_CONF before start-up */
+    /* Per-kind decay, for arenas of threads initialised from now on: used
+     * only when kind_decay is true; a negative entry keeps dirty_decay_ms /
+     * muzzy_decay_ms for that kind.  Short-lived kinds (request, response)
+     * hold big transient buffers that are best returned at once. */
+    bool kind_decay;
+    long kind_dirty_decay_ms[CATZILLA_ARENA_MAX]; /* indexed by enum catzilla_arena_kind */
+    long kind_muzzy_decay_ms[CATZILLA_ARENA_MAX];
 };
 
 struct catzilla_arena_stats {

@@ -239,6 +239,31 @@ static void pool_push(unsigned arena)
     pthread_mutex_unlock(&pool_lock);
 }
 
+/* Per-kind decay overrides (-1: the arenas.* default), under opts_lock. */
+static long kind_dirty_ms[CATZILLA_ARENA_MAX] = {-1, -1, -1, -1, -1};
+static long kind_muzzy_ms[CATZILLA_ARENA_MAX] = {-1, -1, -1, -1, -1};
+
+static int arena_apply_kind(unsigned arena, int kind)
+{
+    char name[64];
+    ssize_t ms;
+    int r = 0;
+
+    pthread_mutex_lock(&opts_lock);
+    if (kind_dirty_ms[kind] >= 0) {
+        ms = (ssize_t)kind_dirty_ms[kind];
+        snprintf(name, sizeof(name), "arena.%u.dirty_decay_ms", arena);
+        r = ctl_write(name, &ms, sizeof(ms));
+    }
+    if (r == 0 && kind_muzzy_ms[kind] >= 0) {
+        ms = (ssize_t)kind_muzzy_ms[kind];
+        snprintf(name, sizeof(name), "arena.%u.muzzy_decay_ms", arena);
+        r = ctl_write(name, &ms, sizeof(ms));
+    }
+    pthread_mutex_unlock(&opts_lock);
+    return r;
+}
+
 /* A recycled arena keeps the decay times it was created with; give it the
  * current defaults so memory_init affects it like a fresh one. */
 static int arena_apply_defaults(unsigned arena)
@@ -327,6 +352,12 @@ int catzilla_memory_init(const struct catzilla_memory_options *opts)
         if (r != 0)
             goto restore_dirty;
     }
+    if (opts->kind_decay) {
+        for (int k = 0; k < CATZILLA_ARENA_MAX; k++) {
+            kind_dirty_ms[k] = opts->kind_dirty_decay_ms[k] >= 0 ? opts->kind_dirty_decay_ms[k] : -1;
+            kind_muzzy_ms[k] = opts->kind_muzzy_decay_ms[k] >= 0 ? opts->kind_muzzy_decay_ms[k] : -1;
+        }
+    }
     if (opts->background_thread >= 0) {
         on = opts->background_thread == 1;
         /* Fails only if a thread cannot be created; the decay times stand. */
@@ -353,6 +384,11 @@ int catzilla_memory_thread_init(void)
 
     for (; na < CATZILLA_ARENA_MAX; na++) {
         r = arena_get(&arena[na]);
+        if (r == 0) {
+            r = arena_apply_kind(arena[na], na);
+            if (r != 0)
+                pool_push(arena[na]);
+        }
         if (r != 0)
             goto fail;
     }

@@ -717,6 +717,13 @@ int cz_server_run(cz_server *srv)
         .dirty_decay_ms = cfg->dirty_decay_ms,
         .muzzy_decay_ms = cfg->muzzy_decay_ms,
         .metadata_thp = NULL,
+        .kind_decay = true,
+        .kind_dirty_decay_ms = {cfg->request_dirty_decay_ms, cfg->response_dirty_decay_ms,
+                                cfg->cache_dirty_decay_ms, cfg->static_dirty_decay_ms,
+                                cfg->task_dirty_decay_ms},
+        .kind_muzzy_decay_ms = {cfg->request_muzzy_decay_ms, cfg->response_muzzy_decay_ms,
+                                cfg->cache_muzzy_decay_ms, cfg->static_muzzy_decay_ms,
+                                cfg->task_muzzy_decay_ms},
     };
     catzilla_memory_init(&mo);
 

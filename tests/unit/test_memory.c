@@ -678,6 +678,40 @@ Test(memory, init_options_apply_to_arenas_created_afterwards)
     catzilla_memory_thread_exit();
 }
 
+/* Per-kind decay: the short-lived kinds can give their pages back at once
+ * while the long-lived ones keep the process default; -1 keeps it too. */
+Test(memory, per_kind_decay_overrides_the_default)
+{
+    struct catzilla_memory_options o = {.background_thread = -1,
+                                        .dirty_decay_ms = 5000,
+                                        .muzzy_decay_ms = 7000,
+                                        .kind_decay = true,
+                                        .kind_dirty_decay_ms = {0, 100, -1, -1, 2000},
+                                        .kind_muzzy_decay_ms = {0, 0, -1, 9000, -1}};
+
+    cr_assert_eq(catzilla_memory_init(&o), 0);
+    cr_assert_eq(catzilla_memory_thread_init(), 0);
+#if CZ_ALLOCATOR_JEMALLOC
+    static const ssize_t dirty[NKINDS] = {0, 100, 5000, 5000, 2000};
+    static const ssize_t muzzy[NKINDS] = {0, 0, 7000, 9000, 7000};
+    for (int k = 0; k < NKINDS; k++) {
+        unsigned a = (unsigned)catzilla_memory_arena_index(kinds[k]);
+
+        cr_assert_eq(arena_decay(a, "dirty"), dirty[k], "kind %d", k);
+        cr_assert_eq(arena_decay(a, "muzzy"), muzzy[k], "kind %d", k);
+    }
+#endif
+    catzilla_memory_thread_exit();
+    /* Back to no overrides for the tests that follow in this process. */
+    struct catzilla_memory_options reset = {.background_thread = -1,
+                                            .dirty_decay_ms = -1,
+                                            .muzzy_decay_ms = -1,
+                                            .kind_decay = true,
+                                            .kind_dirty_decay_ms = {-1, -1, -1, -1, -1},
+                                            .kind_muzzy_decay_ms = {-1, -1, -1, -1, -1}};
+    cr_assert_eq(catzilla_memory_init(&reset), 0);
+}
+
 struct index_probe {
     int index[NKINDS];
 };
