@@ -282,6 +282,8 @@ int cz_response_header(cz_response *res, const char *name, const char *value)
 
 int cz_response_write(cz_response *res, const void *data, size_t len)
 {
+    if (len == 0)
+        return 0; /* data may be NULL then: memcpy(p, NULL, 0) is undefined */
     if (grow(&res->body, &res->body_cap, res->body_len, len, res->body_inline)) {
         res->failed = true;
         return -ENOMEM;
