@@ -34,6 +34,9 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE -pthread \
 override CFLAGS += $(if $(WERROR),-Werror)
 override CFLAGS += $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 override CFLAGS += $(if $(FAULT),-DCZ_FAULT_INJECTION=1)
+# Debug and sanitizer builds count each kind's live bytes and report memory a
+# request or connection left behind (see catzilla_memory_live_bytes).
+override CFLAGS += $(if $(or $(DEBUG),$(SANITIZE)),-DCZ_LEAK_CHECK=1)
 override LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 
 ifeq ($(ALLOCATOR),jemalloc)

@@ -18,9 +18,14 @@
 
 /* Tests read this to know whether the binary can inject faults (make FAULT=1). */
 #if CZ_FAULT_INJECTION
-#define VERSION_EXTRA " (fault injection)"
+#define VERSION_FAULT " (fault injection)"
 #else
-#define VERSION_EXTRA ""
+#define VERSION_FAULT ""
+#endif
+#if CZ_LEAK_CHECK
+#define VERSION_EXTRA VERSION_FAULT " (leak check)"
+#else
+#define VERSION_EXTRA VERSION_FAULT
 #endif
 
 /* --check-health http://HOST:PORT/PATH: exit 0 if it answers 200 within 3 s.

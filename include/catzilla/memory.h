@@ -119,6 +119,11 @@ void *catzilla_alloc(enum catzilla_arena_kind kind, size_t size);
 void *catzilla_realloc(enum catzilla_arena_kind kind, void *ptr, size_t size);
 void catzilla_free(enum catzilla_arena_kind kind, void *ptr);
 
+/* Leak checking, compiled in by debug and sanitizer builds (CZ_LEAK_CHECK):
+ * bytes the calling thread holds in blocks of that kind, as counted by the
+ * catzilla_* calls (usable sizes).  -ENOTSUP in other builds.  Any thread. */
+long long catzilla_memory_live_bytes(enum catzilla_arena_kind kind);
+
 void *catzilla_request_alloc(size_t size);
 void *catzilla_request_realloc(void *ptr, size_t size);
 void catzilla_request_free(void *ptr);

@@ -465,6 +465,11 @@ int catzilla_memory_arena_index(enum catzilla_arena_kind kind)
     return (int)tls.arena[kind];
 }
 
+static inline size_t mem_usable(void *ptr)
+{
+    return ptr ? sallocx(ptr, 0) : 0;
+}
+
 /* mallocx and rallocx are undefined for size 0: 0 is served as 1 byte. */
 static inline void *mem_alloc(enum catzilla_arena_kind kind, size_t size)
 {
@@ -495,7 +500,7 @@ static void mem_free_untyped(void *ptr)
         dallocx(ptr, MALLOCX_TCACHE_NONE);
 }
 
-void *catzilla_static_alloc_aligned(size_t size)
+static void *mem_alloc_aligned(size_t size)
 {
     size_t page = os_page_size();
 
@@ -640,6 +645,11 @@ int catzilla_memory_arena_index(enum catzilla_arena_kind kind)
     return -1;
 }
 
+static inline size_t mem_usable(void *ptr)
+{
+    return malloc_usable_size(ptr);
+}
+
 /* glibc's malloc(0) is already unique, but 1 keeps both builds identical. */
 static inline void *mem_alloc(enum catzilla_arena_kind kind, size_t size)
 {
@@ -671,7 +681,7 @@ static void mem_free_untyped(void *ptr)
     free(ptr);
 }
 
-void *catzilla_static_alloc_aligned(size_t size)
+static void *mem_alloc_aligned(size_t size)
 {
     size_t page = os_page_size();
 
@@ -714,19 +724,87 @@ const char *catzilla_memory_allocator(void)
 
 #endif /* CZ_ALLOCATOR_JEMALLOC */
 
-void *catzilla_alloc(enum catzilla_arena_kind kind, size_t size)
+#if CZ_LEAK_CHECK
+static _Thread_local long long live_bytes[CATZILLA_ARENA_MAX];
+
+long long catzilla_memory_live_bytes(enum catzilla_arena_kind kind)
 {
-    if ((unsigned)kind >= CATZILLA_ARENA_MAX || fault_hit())
-        return NULL;
-    return mem_alloc(kind, size);
+    return (unsigned)kind < CATZILLA_ARENA_MAX ? live_bytes[kind] : -EINVAL;
+}
+
+static inline void *count_alloc(enum catzilla_arena_kind kind, void *p)
+{
+    live_bytes[kind] += (long long)mem_usable(p);
+    return p;
+}
+static inline void count_free(enum catzilla_arena_kind kind, void *p)
+{
+    live_bytes[kind] -= (long long)mem_usable(p);
+}
+#else
+long long catzilla_memory_live_bytes(enum catzilla_arena_kind kind)
+{
+    (void)kind;
+    return -ENOTSUP;
+}
+
+static inline void *count_alloc(enum catzilla_arena_kind kind, void *p)
+{
+    (void)kind;
+    return p;
+}
+static inline void count_free(enum catzilla_arena_kind kind, void *p)
+{
+    (void)kind;
+    (void)p;
+}
+#endif
+
+/* The counted entry points: every catzilla_* call goes through these. */
+static void *kind_alloc(enum catzilla_arena_kind kind, size_t size)
+{
+    return fault_hit() ? NULL : count_alloc(kind, mem_alloc(kind, size));
 }
 
 /* realloc to size 0 frees: never an injected failure. */
+static void *kind_realloc(enum catzilla_arena_kind kind, void *ptr, size_t size)
+{
+    if (size != 0 && fault_hit())
+        return NULL;
+#if CZ_LEAK_CHECK
+    size_t old = mem_usable(ptr);
+    void *p = mem_realloc(kind, ptr, size);
+    if (p || size == 0)
+        live_bytes[kind] += (long long)mem_usable(p) - (long long)old;
+    return p;
+#else
+    return mem_realloc(kind, ptr, size);
+#endif
+}
+
+static void kind_free(enum catzilla_arena_kind kind, void *ptr)
+{
+    count_free(kind, ptr);
+    mem_free(kind, ptr);
+}
+
+void *catzilla_static_alloc_aligned(size_t size)
+{
+    return count_alloc(CATZILLA_ARENA_STATIC, mem_alloc_aligned(size));
+}
+
+void *catzilla_alloc(enum catzilla_arena_kind kind, size_t size)
+{
+    if ((unsigned)kind >= CATZILLA_ARENA_MAX)
+        return NULL;
+    return kind_alloc(kind, size);
+}
+
 void *catzilla_realloc(enum catzilla_arena_kind kind, void *ptr, size_t size)
 {
-    if ((unsigned)kind >= CATZILLA_ARENA_MAX || (size != 0 && fault_hit()))
+    if ((unsigned)kind >= CATZILLA_ARENA_MAX)
         return NULL;
-    return mem_realloc(kind, ptr, size);
+    return kind_realloc(kind, ptr, size);
 }
 
 void catzilla_free(enum catzilla_arena_kind kind, void *ptr)
@@ -735,21 +813,21 @@ void catzilla_free(enum catzilla_arena_kind kind, void *ptr)
     if ((unsigned)kind >= CATZILLA_ARENA_MAX)
         mem_free_untyped(ptr);
     else
-        mem_free(kind, ptr);
+        kind_free(kind, ptr);
 }
 
 #define CZ_KIND_FUNCS(name, kind)                                                                  \
     void *catzilla_##name##_alloc(size_t size)                                                     \
     {                                                                                              \
-        return fault_hit() ? NULL : mem_alloc(kind, size);                                         \
+        return kind_alloc(kind, size);                                                             \
     }                                                                                              \
     void *catzilla_##name##_realloc(void *ptr, size_t size)                                        \
     {                                                                                              \
-        return size != 0 && fault_hit() ? NULL : mem_realloc(kind, ptr, size);                     \
+        return kind_realloc(kind, ptr, size);                                                      \
     }                                                                                              \
     void catzilla_##name##_free(void *ptr)                                                         \
     {                                                                                              \
-        mem_free(kind, ptr);                                                                       \
+        kind_free(kind, ptr);                                                                      \
     }
 
 CZ_KIND_FUNCS(request, CATZILLA_ARENA_REQUEST)

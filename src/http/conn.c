@@ -498,6 +498,8 @@ void conn_free_closed(struct worker *w)
         catzilla_cache_free(c);
         w->nconns--;
         atomic_store_explicit(&w->stats.connections, w->nconns, memory_order_relaxed);
+        if (w->nconns == 0)
+            server_leak_check(w);
     }
 }
 

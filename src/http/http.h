@@ -184,6 +184,7 @@ struct worker {
     time_t date_sec;
 
     struct worker_stats stats;
+    long long leak_base[2];   /* request, response live bytes with no connection (leak check) */
     char start_err[256];
     int start_rc;
 };
@@ -288,6 +289,11 @@ int response_text(struct conn *c, int status, bool head, bool close, const struc
 struct worker *server_worker(struct cz_server *srv, unsigned i);
 void server_dispatch(struct conn *c, struct cz_request *req);
 bool server_keepalive_allowed(const struct conn *c);
+
+/* Debug and sanitizer builds: with no connection left, the worker's request
+ * and response blocks must be back to what they were at start; logs an
+ * error naming the kind and the bytes otherwise (tests fail on it). */
+void server_leak_check(struct worker *w);
 
 /* One dispatch for every completion of worker w's ring (the fuzz harness
  * drives it too, so no operation tag can be handled in two places). */

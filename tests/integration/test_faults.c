@@ -17,24 +17,9 @@
 
 static struct server srv;
 
-static bool binary_has_faults(void)
-{
-    const char *bin = getenv("CATZILLA_BIN");
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "%s --version 2>&1", bin && *bin ? bin : "build/catzilla");
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return false;
-    char line[256] = "";
-    if (!fgets(line, sizeof(line), p))
-        line[0] = '\0';
-    pclose(p);
-    return strstr(line, "(fault injection)") != NULL;
-}
-
 static void require_fault_build(void)
 {
-    if (!binary_has_faults())
+    if (!binary_version_has("(fault injection)"))
         cr_skip_test("the server was not built with FAULT=1 (run: make test FAULT=1)");
 }
 

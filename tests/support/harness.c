@@ -494,3 +494,17 @@ void expect_error_response(int port, const char *name, const void *data, size_t 
     response_free(&r);
     tcp_close(fd);
 }
+
+bool binary_version_has(const char *marker)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s --version 2>&1", binary());
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return false;
+    char line[256] = "";
+    if (!fgets(line, sizeof(line), p))
+        line[0] = '\0';
+    pclose(p);
+    return strstr(line, marker) != NULL;
+}

@@ -21,6 +21,9 @@ void server_start(struct server *s, const char *const *args);
 int server_stop(struct server *s);
 /* The whole log so far (malloc'ed, caller frees). */
 char *server_log(const struct server *s);
+/* True if the server binary's --version line contains marker, e.g.
+ * "(fault injection)" or "(leak check)": which variant is under test. */
+bool binary_version_has(const char *marker);
 /* True if io_uring works in this environment. */
 bool io_uring_usable(void);
 
