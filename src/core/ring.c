@@ -161,3 +161,12 @@ void cz_bufring_teardown(struct io_uring *ring, struct cz_bufring *b)
     catzilla_static_free(b->br);
     memset(b, 0, sizeof(*b));
 }
+
+int cz_bufring_release_pages(struct cz_bufring *b)
+{
+    if (!b->base)
+        return 0;
+    if (madvise(b->base, (size_t)b->nbufs * b->size, MADV_DONTNEED) < 0)
+        return -errno;
+    return 0;
+}

@@ -86,6 +86,13 @@ static inline void cz_bufring_commit(struct cz_bufring *b, unsigned *pending)
     }
 }
 
+/* Give the pages of every receive buffer back to the kernel (MADV_DONTNEED;
+ * they read as zeroes and are faulted in again when used).  Only when no
+ * buffer's bytes are still needed: with DEFER_TASKRUN the kernel fills
+ * buffers only inside this thread's own io_uring_enter, so between loop
+ * turns, with every buffer recycled, none is in use.  Returns 0 or -errno. */
+int cz_bufring_release_pages(struct cz_bufring *b);
+
 /* A one-line explanation for a registration failure (ENOMEM -> memlock). */
 const char *cz_ring_register_hint(int err);
 

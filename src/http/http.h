@@ -166,6 +166,8 @@ struct worker {
 
     bool accept_armed;
     bool tick_armed;
+    bool memory_released;     /* idle: arenas purged, receive-buffer pages dropped */
+    uint64_t last_active_ms;  /* last accept or receive */
     bool accept_paused;
     bool stopping;
     uint64_t stop_deadline_ms;

@@ -407,9 +407,27 @@ static void begin_stop(struct worker *w)
     }
 }
 
+/* A worker that has seen no accept and no byte for --idle-release gives its
+ * memory back: what its arenas hold free (tcaches flushed, dirty pages
+ * purged) and the pages of its receive buffers.  Once per idle spell. */
+static void release_when_idle(struct worker *w)
+{
+    long after = w->srv->cfg.idle_release;
+    if (after <= 0 || w->memory_released || w->now_ms - w->last_active_ms < (uint64_t)after)
+        return;
+    w->memory_released = true;
+    catzilla_memory_optimize();
+    int rc = cz_bufring_release_pages(&w->bufs);
+    if (rc < 0)
+        cz_log_warn("worker %u: releasing receive-buffer pages: %s", w->id, strerror(-rc));
+    else
+        cz_log_debug("worker %u: idle, memory given back", w->id);
+}
+
 static void on_tick(struct worker *w)
 {
     w->tick_armed = false;
+    release_when_idle(w);
     worker_update_date(w);
     conn_timers_expire(w);
     builtin_tick(w);
@@ -435,9 +453,13 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
     void *ptr = cz_ud_ptr(ud);
     switch (cz_ud_tag(ud)) {
     case OP_ACCEPT:
+        w->last_active_ms = w->now_ms;
+        w->memory_released = false;
         on_accept(w, cqe);
         break;
     case OP_RECV:
+        w->last_active_ms = w->now_ms;
+        w->memory_released = false;
         conn_on_recv(ptr, cqe);
         break;
     case OP_SEND:
@@ -630,6 +652,7 @@ static int worker_setup(struct worker *w)
     }
     worker_update_date(w);
     w->now_ms = monotonic_ms();
+    w->last_active_ms = w->now_ms;
     return 0;
 }
 

@@ -745,3 +745,61 @@ Test(server, every_worker_accepts_and_answers, .timeout = 60)
     response_free(&r);
     stop_and_check_log();
 }
+
+static long vm_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* A worker that has been idle for --idle-release gives back what its arenas
+ * hold free and the pages of its receive buffers: RSS after a burst of
+ * 600 KB echoes falls back close to where it started. */
+Test(server, idle_worker_gives_memory_back, .timeout = 30)
+{
+    server_start(&srv, (const char *const[]){"--idle-release", "500ms", NULL});
+    long start = vm_rss_kib(srv.pid);
+    enum { N = 12, BODY = 600 * 1000 };
+    static char body[BODY];
+    memset(body, 'x', sizeof(body));
+    char head[128];
+    int hl = snprintf(head, sizeof(head),
+                      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", BODY);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect(srv.port);
+        send_all(fds[i], head, (size_t)hl);
+    }
+    for (int i = 0; i < N; i++)
+        send_all(fds[i], body, sizeof(body));
+    for (int i = 0; i < N; i++) {
+        struct response r;
+        cr_assert(read_response(fds[i], &r, false));
+        cr_assert_eq(r.status, 200);
+        cr_assert_eq(r.body_len, (size_t)BODY);
+        response_free(&r);
+        close(fds[i]);
+    }
+    long busy = vm_rss_kib(srv.pid);
+    long deadline = now_ms() + 5000, now = busy;
+    while (now_ms() < deadline && (now = vm_rss_kib(srv.pid)) > start + (busy - start) / 3)
+        usleep(100000);
+    cr_log_info("RSS %ld KiB at start, %ld KiB after the echoes, %ld KiB idle", start, busy, now);
+    cr_assert_gt(busy - start, 4096, "the echoes did not grow RSS (%ld -> %ld KiB)", start, busy);
+    cr_assert_leq(now, start + (busy - start) / 3,
+                  "an idle worker kept its memory: %ld KiB at start, %ld busy, %ld idle", start,
+                  busy, now);
+    char *log = server_log(&srv);
+    cr_assert_null(strstr(log, "Z error ["), "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&srv), 0);
+    unlink(srv.log_path);
+}
