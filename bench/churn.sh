@@ -25,6 +25,8 @@ rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 run() { # run NAME BIN
     local name=$1 bin=$2 start peak=0 after r wrkpid
+    # A fresh port each run: sockets of the last server may still linger.
+    PORT=$((PORT + 1))
     # shellcheck disable=SC2086
     "$bin" --bind 127.0.0.1 --port "$PORT" --threads 2 --root "$doc" --max-body-size 1m \
         --log-level warn ${CATZILLA_EXTRA_ARGS:-} &
