@@ -78,13 +78,7 @@ static void expect_back_to_baseline(void)
 static void stop_and_check(void)
 {
     expect_back_to_baseline();
-    int st = server_stop(&srv);
-    char *log = server_log(&srv);
-    cr_expect_eq(st, 0, "server exit status %d; log:\n%s", st, log);
-    cr_expect_null(strstr(log, "Z error ["), "error in log:\n%s", log);
-    free(log);
-    if (!getenv("CZ_KEEP_LOG"))
-        unlink(srv.log_path);
+    server_stop_checked(&srv);
 }
 
 TestSuite(hardening, .init = start_default, .fini = stop_and_check, .timeout = 40);

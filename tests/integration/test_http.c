@@ -25,12 +25,7 @@ static void start_default(void)
 /* nginx-tests' rule: a normal run logs no error-level line. */
 static void stop_and_check_log(void)
 {
-    int st = server_stop(&srv);
-    char *log = server_log(&srv);
-    cr_expect_eq(st, 0, "server exit status %d; log:\n%s", st, log);
-    cr_expect_null(strstr(log, "Z error ["), "error in log:\n%s", log);
-    free(log);
-    unlink(srv.log_path);
+    server_stop_checked(&srv);
 }
 
 TestSuite(http, .init = start_default, .fini = stop_and_check_log, .timeout = 30);
@@ -797,9 +792,5 @@ Test(server, idle_worker_gives_memory_back, .timeout = 30)
     cr_assert_leq(now, start + (busy - start) / 3,
                   "an idle worker kept its memory: %ld KiB at start, %ld busy, %ld idle", start,
                   busy, now);
-    char *log = server_log(&srv);
-    cr_assert_null(strstr(log, "Z error ["), "%s", log);
-    free(log);
-    cr_assert_eq(server_stop(&srv), 0);
-    unlink(srv.log_path);
+    server_stop_checked(&srv);
 }

@@ -54,8 +54,7 @@ Test(leakcheck, mixed_requests_leave_nothing_behind)
     char *log = server_log(&srv);
     cr_assert_null(strstr(log, "leak check"), "a leak was reported:\n%s", log);
     free(log);
-    cr_assert_eq(server_stop(&srv), 0);
-    unlink(srv.log_path);
+    server_stop_checked(&srv);
 }
 
 Test(leakcheck, planted_leak_is_reported_with_arena_and_size)

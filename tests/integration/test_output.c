@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -101,15 +100,6 @@ static void write_pattern_file(const char *name, size_t size)
 static int cleanup_fd = -1;
 static pid_t cleanup_pid = -1;
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(p);
-    return 0;
-}
-
 static void cleanup_start(void)
 {
     int p[2];
@@ -143,7 +133,7 @@ static void cleanup_start(void)
             *e = '\0';
             struct stat st;
             if (lstat(s, &st) == 0 && S_ISDIR(st.st_mode))
-                nftw(s, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+                rm_tree(s);
             else
                 unlink(s);
         }
@@ -377,28 +367,6 @@ static const char *rd_why(int rc, const struct reader *r)
     }
 }
 
-/* Copy of a header's value from a head ("Name: value\r\n" lines), or false. */
-static bool head_value(const char *head, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    const char *p = strstr(head, "\r\n");
-    while (p && p[2] != '\r' && p[2]) {
-        p += 2;
-        const char *eol = strstr(p, "\r\n");
-        if (!eol)
-            break;
-        if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(out, cap, "%.*s", (int)(eol - v), v);
-            return true;
-        }
-        p = eol;
-    }
-    return false;
-}
-
 struct resp {
     int status;
     char *head; /* NUL-terminated, ends with the blank line */
@@ -509,24 +477,10 @@ static char *log_tail(void)
     return log;
 }
 
-/* Stop the server: it must exit 0 and have logged no error. */
-static void stop_server_checked(void)
-{
-    if (srv.pid <= 0)
-        return;
-    int st = server_stop(&srv);
-    char *log = server_log(&srv);
-    cr_expect_eq(st, 0, "server exit status %d; log:\n%s", st, log);
-    cr_expect_null(strstr(log, "Z error ["), "error in the server log:\n%s", log);
-    free(log);
-    if (!getenv("CZ_KEEP_LOG"))
-        unlink(srv.log_path);
-}
-
 static void suite_fini(void)
 {
     clients_close_all();
-    stop_server_checked();
+    server_stop_checked(&srv);
     cleanup_finish();
 }
 
@@ -1009,7 +963,7 @@ Test(output, half_close_answers_every_complete_request, .timeout = 60)
     START("--file-cache-max-file", "64k");
     half_close_pipeline("/2m.bin", F_2M_SIZE, 3);
     half_close_pipeline("/100k.bin", F_100K_SIZE, 20);
-    stop_server_checked();
+    server_stop_checked(&srv);
 
     START("--file-cache-max-file", "1m"); /* the cached path for 100k.bin */
     half_close_pipeline("/100k.bin", F_100K_SIZE, 20);

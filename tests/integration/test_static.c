@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -127,15 +126,6 @@ static long long pattern_mismatch(const char *body, size_t len, const struct fil
 
 /* ---------- fixture ---------- */
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(p);
-    return 0;
-}
-
 static void make_docroot(void)
 {
     char tmpl[] = "/tmp/cz-static-XXXXXX";
@@ -200,7 +190,7 @@ static void teardown(void)
 {
     teardown_server();
     if (base[0])
-        nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(base);
 }
 
 /* Start the server on the docroot with extra flags (NULL-terminated). */

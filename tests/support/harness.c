@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -228,9 +229,7 @@ static void rbuf_consume(struct rbuf *b, size_t n)
     b->len -= n;
 }
 
-static char hdrval[8192];
-
-static const char *find_header(const char *head, const char *name)
+bool head_value(const char *head, const char *name, char *out, size_t cap)
 {
     size_t nl = strlen(name);
     const char *p = strstr(head, "\r\n");
@@ -243,16 +242,19 @@ static const char *find_header(const char *head, const char *name)
             const char *v = p + nl + 1;
             while (*v == ' ')
                 v++;
-            size_t vl = (size_t)(eol - v);
-            if (vl >= sizeof(hdrval))
-                vl = sizeof(hdrval) - 1;
-            memcpy(hdrval, v, vl);
-            hdrval[vl] = '\0';
-            return hdrval;
+            snprintf(out, cap, "%.*s", (int)(eol - v), v);
+            return true;
         }
         p = eol;
     }
-    return NULL;
+    return false;
+}
+
+static char hdrval[8192];
+
+static const char *find_header(const char *head, const char *name)
+{
+    return head_value(head, name, hdrval, sizeof(hdrval)) ? hdrval : NULL;
 }
 
 const char *header(const struct response *r, const char *name)
@@ -507,4 +509,31 @@ bool binary_version_has(const char *marker)
         line[0] = '\0';
     pclose(p);
     return strstr(line, marker) != NULL;
+}
+
+void server_stop_checked(struct server *s)
+{
+    if (s->pid <= 0)
+        return;
+    int st = server_stop(s);
+    char *log = server_log(s);
+    cr_expect_eq(st, 0, "server exit status %d; log:\n%s", st, log);
+    cr_expect_null(strstr(log, "Z error ["), "error in the server log:\n%s", log);
+    free(log);
+    if (!getenv("CZ_KEEP_LOG"))
+        unlink(s->log_path);
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+void rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

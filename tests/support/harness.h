@@ -19,6 +19,12 @@ struct server {
 void server_start(struct server *s, const char *const *args);
 /* SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL). */
 int server_stop(struct server *s);
+/* server_stop, then the nginx-tests rule: exit status 0 and no error-level
+ * line in the log (Criterion expectations); removes the log unless
+ * CZ_KEEP_LOG is set.  No-op if the server is not running. */
+void server_stop_checked(struct server *s);
+/* Remove a file or a directory tree (symlinks not followed). */
+void rm_tree(const char *path);
 /* The whole log so far (malloc'ed, caller frees). */
 char *server_log(const struct server *s);
 /* True if the server binary's --version line contains marker, e.g.
@@ -48,6 +54,9 @@ struct response {
  * Returns false on timeout or EOF before a status line. */
 bool read_response(int fd, struct response *r, bool head_only);
 void response_free(struct response *r);
+/* Copy of the value of header name in head ("Name: value\r\n" lines after
+ * the status line), truncated to cap; false if it is not there. */
+bool head_value(const char *head, const char *name, char *out, size_t cap);
 /* Header value (NUL-terminated copy in a static buffer) or NULL. */
 const char *header(const struct response *r, const char *name);
 /* One request on a fresh connection; returns the response. */
