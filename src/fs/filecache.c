@@ -102,12 +102,6 @@ void cz_filecache_release(struct cz_cache_entry *e)
         entry_free(e);
 }
 
-void cz_filecache_invalidate(struct cz_cache_entry *e)
-{
-    e->checked_ms = 0;
-    e->force_check = true;
-}
-
 static void lru_unlink(struct cz_filecache *fc, struct cz_cache_entry *e)
 {
     if (e->lru_prev)
@@ -180,12 +174,6 @@ static struct cz_file_id file_id_of_statx(const struct statx *stx)
     };
 }
 
-static bool same_id(const struct cz_file_id *a, const struct cz_file_id *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime_ns == b->mtime_ns;
-}
-
 static void fill_meta(struct cz_filecache *fc, struct cz_cache_entry *e, const struct statx *stx)
 {
     e->kind = S_ISDIR(stx->stx_mode) ? CZ_CACHE_DIR : CZ_CACHE_FILE;
@@ -220,7 +208,7 @@ int cz_filecache_lookup(struct cz_filecache *fc, const char *rel, size_t rel_len
     if (!fc)
         return -ENOENT;
     struct cz_cache_entry *e = table_find(fc, rel, rel_len, cz_hash(rel, rel_len));
-    if (!e || e->force_check || *fc->env.now_ms - e->checked_ms >= REVALIDATE_MS)
+    if (!e || *fc->env.now_ms - e->checked_ms >= REVALIDATE_MS)
         return -EAGAIN;
     touch(fc, e);
     *out = e;
@@ -237,9 +225,8 @@ int cz_filecache_update(struct cz_filecache *fc, const char *rel, size_t rel_len
     uint32_t h = cz_hash(rel, rel_len);
     struct cz_cache_entry *e = table_find(fc, rel, rel_len, h);
     struct cz_file_id id = file_id_of_statx(stx);
-    if (e && same_id(&e->id, &id) && (e->kind == CZ_CACHE_DIR) == S_ISDIR(stx->stx_mode)) {
+    if (e && cz_file_id_equal(&e->id, &id) && (e->kind == CZ_CACHE_DIR) == S_ISDIR(stx->stx_mode)) {
         e->checked_ms = *fc->env.now_ms;
-        e->force_check = false;
         touch(fc, e);
         *out = e;
         return 0;

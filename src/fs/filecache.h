@@ -24,6 +24,12 @@ struct cz_file_id {
     int64_t mtime_ns;
 };
 
+static inline bool cz_file_id_equal(const struct cz_file_id *a, const struct cz_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns;
+}
+
 /* What the cache needs from its owner (a worker), so it knows nothing of
  * workers or HTTP.  The pointed-to values outlive the cache. */
 struct cz_fs_env {
@@ -50,7 +56,6 @@ struct cz_cache_entry {
     uint64_t size;
     time_t mtime;
     uint64_t checked_ms;                  /* last stat */
-    bool force_check;                     /* stat again on the next lookup */
     bool loading;                         /* a read of its contents is under way */
     const char *mime;
     char etag[CZ_ETAG_MAX];
@@ -89,8 +94,6 @@ char *cz_filecache_data_buffer(struct cz_filecache *fc, struct cz_cache_entry *e
  * is freed. */
 void cz_filecache_data_done(struct cz_filecache *fc, struct cz_cache_entry *e, char *data,
                             bool ok);
-/* Force the next lookup of e's path to check the file again. */
-void cz_filecache_invalidate(struct cz_cache_entry *e);
 void cz_filecache_ref(struct cz_cache_entry *e);
 void cz_filecache_release(struct cz_cache_entry *e);
 

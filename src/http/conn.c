@@ -426,6 +426,8 @@ static void close_slot(struct conn *c)
     c->fixed_fd = SLOT_CLOSED;
 }
 
+static void finish_if_done(struct conn *c);
+
 void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
@@ -450,13 +452,13 @@ void conn_close(struct conn *c)
     if (!defer_slot)
         close_slot(c);
     output_abort(c);
-    c->inflight++;
-    conn_op_complete(c); /* frees it now if nothing was in flight */
+    finish_if_done(c);
 }
 
-void conn_op_complete(struct conn *c)
+/* A closing connection with nothing in flight: close its slot if that was
+ * deferred, then queue it to be freed at the end of the loop turn. */
+static void finish_if_done(struct conn *c)
 {
-    c->inflight--;
     if (c->state != CONN_CLOSING || c->inflight != 0)
         return;
     if (c->fixed_fd != SLOT_CLOSED) {
@@ -470,6 +472,12 @@ void conn_op_complete(struct conn *c)
     /* Freed at the end of the loop turn, after every CQE of this batch. */
     c->free_next = w->free_list;
     w->free_list = c;
+}
+
+void conn_op_complete(struct conn *c)
+{
+    c->inflight--;
+    finish_if_done(c);
 }
 
 void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe)

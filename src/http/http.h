@@ -30,7 +30,7 @@ enum op_tag {
     OP_RECV,     /* multishot recv; ptr = conn */
     OP_SEND,     /* send/sendmsg of the output queue; ptr = conn */
     OP_SEND_ZC,  /* SEND_ZC of a cached body; ptr = its context (output.c) */
-    OP_FILE,     /* a step of the file engine (splice, read, send, poll); ptr = conn */
+    OP_FILE,     /* a step of the file engine (splice, read, send); ptr = conn */
     OP_CLOSE,    /* close_direct; ptr = conn */
     OP_SHUTDOWN, /* shutdown(SHUT_WR) before lingering close; ptr = conn */
     OP_CANCEL,   /* async cancel; ptr = conn or worker */
@@ -284,8 +284,10 @@ size_t response_head_write(const struct worker *w, const struct head_spec *h, ch
 /* Build the head straight into c's output queue.  0 or -ENOMEM. */
 int response_head(struct conn *c, const struct head_spec *h);
 /* A short text/plain page saying the reason phrase (no body for 1xx/204/304);
- * more adds header lines (its status, close and length fields are ignored). */
-int response_text(struct conn *c, int status, bool head, bool close, const struct head_spec *more);
+ * more adds header lines (its status, close and length fields are ignored).
+ * Out of memory closes the connection. */
+void response_text(struct conn *c, int status, bool head, bool close,
+                   const struct head_spec *more);
 
 /* --- src/http/server.c --- */
 struct worker *server_worker(struct cz_server *srv, unsigned i);

@@ -79,7 +79,7 @@ struct pipe_slot {
     bool busy;
 };
 
-enum engine_stage { ENG_IDLE, ENG_FILL, ENG_DRAIN, ENG_POLL };
+enum engine_stage { ENG_IDLE, ENG_FILL, ENG_DRAIN };
 
 /* The transfer of the file segment at the head of a queue: spliced through a
  * pipe from the pool, or read into the connection's own buffer and sent from
@@ -334,8 +334,7 @@ int output_append_request_block(struct conn *c, char *block, size_t len)
 struct out_file *output_file_find(struct conn *c, const struct cz_file_id *id)
 {
     for (struct out_file *f = c->out.files; f; f = f->next) {
-        if (f->id.dev == id->dev && f->id.ino == id->ino && f->id.size == id->size &&
-            f->id.mtime_ns == id->mtime_ns) {
+        if (cz_file_id_equal(&f->id, id)) {
             f->refs++;
             return f;
         }
@@ -939,19 +938,13 @@ void output_on_file(struct conn *c, struct io_uring_cqe *cqe)
         e->boff = 0;
         rc = engine_drain(c);
         break;
-    case ENG_POLL:
-        rc = res < 0 ? res : engine_drain(c);
-        break;
     case ENG_DRAIN:
         if (res == -EAGAIN) {
-            /* The socket buffer is full: wait until it drains a little. */
-            struct io_uring_sqe *sqe = engine_sqe(c, ENG_POLL);
-            if (!sqe) {
-                rc = -EBUSY;
-                break;
-            }
-            io_uring_prep_poll_add(sqe, (int)c->fixed_fd, POLLOUT);
-            sqe->flags |= IOSQE_FIXED_FILE;
+            /* The socket buffer is full: the queue waits for POLLOUT (as for
+             * any send), then the next step drains what the pipe or buffer
+             * still holds. */
+            o->need_poll = true;
+            output_schedule(c);
             break;
         }
         if (res <= 0) {

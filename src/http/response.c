@@ -354,7 +354,8 @@ int response_finish(struct cz_response *res, const struct cz_request *req)
     return output_append(c, res->body, res->body_len);
 }
 
-int response_text(struct conn *c, int status, bool head, bool close, const struct head_spec *more)
+void response_text(struct conn *c, int status, bool head, bool close,
+                   const struct head_spec *more)
 {
     const char *reason = http_reason(status);
     size_t rl = strlen(reason);
@@ -364,21 +365,20 @@ int response_text(struct conn *c, int status, bool head, bool close, const struc
     bool body = status_has_body(status);
     h.content_type = body ? "text/plain; charset=utf-8" : NULL;
     h.content_length = body ? (int64_t)rl + 1 : -1;
-    int rc = response_head(c, &h);
-    if (!rc && body && !head) {
-        char *p = output_reserve(c, rl + 1);
-        if (!p)
-            return -ENOMEM;
+    char *p = NULL;
+    if (response_head(c, &h) < 0 || (body && !head && !(p = output_reserve(c, rl + 1)))) {
+        conn_close(c); /* a half-queued response: the stream can only end */
+        return;
+    }
+    if (p) {
         memcpy(p, reason, rl);
         p[rl] = '\n';
     }
-    return rc;
 }
 
 void response_error(struct conn *c, int status, bool head)
 {
     c->close_after_send = true;
     c->error_pending = true;
-    if (response_text(c, status, head, true, NULL) < 0)
-        conn_close(c);
+    response_text(c, status, head, true, NULL);
 }

@@ -155,8 +155,7 @@ bool server_keepalive_allowed(const struct conn *c)
 static void answer_status(struct conn *c, const struct cz_request *req, int status,
                           const struct head_spec *more)
 {
-    if (response_text(c, status, req->head, c->close_after_send, more) < 0)
-        conn_close(c);
+    response_text(c, status, req->head, c->close_after_send, more);
 }
 
 void server_dispatch(struct conn *c, struct cz_request *req)

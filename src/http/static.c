@@ -137,8 +137,7 @@ struct file_req {
 static void simple_response(struct conn *c, const struct file_req *fq, int status,
                             const struct head_spec *more)
 {
-    if (response_text(c, status, fq->head, fq->close, more) < 0)
-        conn_close(c);
+    response_text(c, status, fq->head, fq->close, more);
 }
 
 /* Bytes a Location path may carry as they are (RFC 3986 pchar and '/');
