@@ -41,7 +41,16 @@ override LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 
 ifeq ($(ALLOCATOR),jemalloc)
 override CFLAGS += -DCZ_ALLOCATOR_JEMALLOC=1
+# jemalloc is linked statically: the shared library drags in libstdc++ and
+# libgcc_s (for its C++ operators), about 1.3 MiB of RSS per process that a C
+# server never uses.  Sanitizer builds keep the shared library, because a
+# static malloc would shadow the sanitizer's own.
+ifeq ($(SANITIZE),)
+LIBS := -luring -Wl,-Bstatic -ljemalloc_pic -Wl,-Bdynamic -lm
+override LDFLAGS += -static-libgcc
+else
 LIBS := -luring -ljemalloc
+endif
 else
 override CFLAGS += -DCZ_ALLOCATOR_LIBC=1
 LIBS := -luring

@@ -82,6 +82,11 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(static_muzzy_decay_ms, INT,      -1,       NULL,      -1,   3600000,    "muzzy page decay of the static arenas; -1 = --muzzy-decay-ms") \
   X(task_dirty_decay_ms,   INT,      -1,       NULL,      -1,   3600000,    "dirty page decay of the task arenas; -1 = --dirty-decay-ms") \
   X(task_muzzy_decay_ms,   INT,      -1,       NULL,      -1,   3600000,    "muzzy page decay of the task arenas; -1 = --muzzy-decay-ms") \
+  X(request_tcache,       BOOL,     1,        NULL,      0,    1,          "thread cache for the request arenas (allocated on every request)") \
+  X(response_tcache,      BOOL,     1,        NULL,      0,    1,          "thread cache for the response arenas") \
+  X(cache_tcache,         BOOL,     1,        NULL,      0,    1,          "thread cache for the cache arenas (connection state)") \
+  X(static_tcache,        BOOL,     0,        NULL,      0,    1,          "thread cache for the static arenas (rare, large blocks)") \
+  X(task_tcache,          BOOL,     0,        NULL,      0,    1,          "thread cache for the task arenas (stats, timers)") \
   /* logging */ \
   X(log_level,            LOGLEVEL, CZ_LOG_INFO, NULL,   0,    3,          "error|warn|info|debug")
 /* clang-format on */

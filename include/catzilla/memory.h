@@ -45,7 +45,7 @@ struct catzilla_memory_options {
     int background_thread;    /* 1 on (default), 0 off, -1 default */
     long dirty_decay_ms;      /* default 10000 */
     long muzzy_decay_ms;      /* default 30000 */
-    const char *metadata_thp; /* "auto" (default), "always", "disabled"; effective
+    const char *metadata_thp; /* "disabled" (default), "auto", "always"; effective
                                  only through MALLOC_CONF before start-up */
     /* Per-kind decay, for arenas of threads initialised from now on: used
      * only when kind_decay is true; a negative entry keeps dirty_decay_ms /
@@ -54,6 +54,13 @@ struct catzilla_memory_options {
     bool kind_decay;
     long kind_dirty_decay_ms[CATZILLA_ARENA_MAX]; /* indexed by enum catzilla_arena_kind */
     long kind_muzzy_decay_ms[CATZILLA_ARENA_MAX];
+    /* Per-kind thread caches, for threads initialised from now on: used only
+     * when kind_tcache_set is true (else every kind gets one).  A tcache
+     * speeds up kinds allocated on every request and costs about 30 KiB of
+     * metadata plus the objects it holds; rarely-allocated kinds (static,
+     * task) gain nothing from one. */
+    bool kind_tcache_set;
+    bool kind_tcache[CATZILLA_ARENA_MAX];
 };
 
 struct catzilla_arena_stats {
@@ -77,7 +84,7 @@ struct catzilla_memory_stats {
 
 /* Process set-up: call before any worker starts; opts may be NULL; any thread.
  * The defaults (background_thread on, dirty 10000 ms, muzzy 30000 ms,
- * metadata_thp auto) already apply from process start through the library's
+ * metadata_thp disabled, one automatic arena) already apply from process start through the library's
  * malloc_conf; the MALLOC_CONF environment variable overrides them.  opts then
  * changes background_thread and the decay times of arenas created (or reused
  * by catzilla_memory_thread_init) afterwards.  metadata_thp cannot change at

@@ -113,7 +113,12 @@ static void stats_clear(struct catzilla_memory_stats *out, const char *allocator
  * every allocation of the process; MALLOC_CONF in the environment still wins.
  * metadata_thp can only be set here or there. */
 const char *malloc_conf =
-    "background_thread:true,metadata_thp:auto,dirty_decay_ms:10000,muzzy_decay_ms:30000";
+    "narenas:1,background_thread:true,metadata_thp:disabled,dirty_decay_ms:10000,"
+    "muzzy_decay_ms:30000";
+/* narenas:1 - workers allocate from their own arenas; the few other threads
+ * (main, signals, jemalloc's purger) share arena 0 instead of each creating
+ * an automatic arena with ~100 KiB of metadata.  metadata_thp:disabled - a
+ * huge page of metadata would cost more RSS than the whole idle server. */
 
 /* jemalloc cannot address more arenas than MALLOCX_ARENA() encodes (4095). */
 #define ARENA_POOL_CAP 4096
@@ -190,9 +195,20 @@ static void boot(void)
         je_tcache = false;
 }
 
-static int tcache_create(unsigned *tc)
+/* Per-kind decay overrides (-1: the arenas.* default) and tcache
+ * choices, under opts_lock. */
+static long kind_dirty_ms[CATZILLA_ARENA_MAX] = {-1, -1, -1, -1, -1};
+static long kind_muzzy_ms[CATZILLA_ARENA_MAX] = {-1, -1, -1, -1, -1};
+static bool kind_tcache[CATZILLA_ARENA_MAX] = {true, true, true, true, true};
+
+static int tcache_create(int kind, unsigned *tc)
 {
-    if (!je_tcache) {
+    bool want;
+
+    pthread_mutex_lock(&opts_lock);
+    want = kind_tcache[kind];
+    pthread_mutex_unlock(&opts_lock);
+    if (!je_tcache || !want) {
         *tc = NO_TCACHE;
         return 0;
     }
@@ -239,9 +255,6 @@ static void pool_push(unsigned arena)
     pthread_mutex_unlock(&pool_lock);
 }
 
-/* Per-kind decay overrides (-1: the arenas.* default), under opts_lock. */
-static long kind_dirty_ms[CATZILLA_ARENA_MAX] = {-1, -1, -1, -1, -1};
-static long kind_muzzy_ms[CATZILLA_ARENA_MAX] = {-1, -1, -1, -1, -1};
 
 static int arena_apply_kind(unsigned arena, int kind)
 {
@@ -358,6 +371,8 @@ int catzilla_memory_init(const struct catzilla_memory_options *opts)
             kind_muzzy_ms[k] = opts->kind_muzzy_decay_ms[k] >= 0 ? opts->kind_muzzy_decay_ms[k] : -1;
         }
     }
+    if (opts->kind_tcache_set)
+        memcpy(kind_tcache, opts->kind_tcache, sizeof(kind_tcache));
     if (opts->background_thread >= 0) {
         on = opts->background_thread == 1;
         /* Fails only if a thread cannot be created; the decay times stand. */
@@ -396,7 +411,7 @@ int catzilla_memory_thread_init(void)
      * objects as another kind's, and the automatic tcache is the thread's
      * stray-malloc() path. */
     for (; nt < CATZILLA_ARENA_MAX; nt++) {
-        r = tcache_create(&tcache[nt]);
+        r = tcache_create(nt, &tcache[nt]);
         if (r != 0)
             goto fail;
     }

@@ -777,6 +777,9 @@ int cz_server_run(cz_server *srv)
         .kind_muzzy_decay_ms = {cfg->request_muzzy_decay_ms, cfg->response_muzzy_decay_ms,
                                 cfg->cache_muzzy_decay_ms, cfg->static_muzzy_decay_ms,
                                 cfg->task_muzzy_decay_ms},
+        .kind_tcache_set = true,
+        .kind_tcache = {cfg->request_tcache, cfg->response_tcache, cfg->cache_tcache,
+                        cfg->static_tcache, cfg->task_tcache},
     };
     catzilla_memory_init(&mo);
 

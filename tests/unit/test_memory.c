@@ -712,6 +712,59 @@ Test(memory, per_kind_decay_overrides_the_default)
     cr_assert_eq(catzilla_memory_init(&reset), 0);
 }
 
+#if CZ_ALLOCATOR_JEMALLOC
+/* Small bytes arena a holds as seen by jemalloc, tcache contents included. */
+static size_t arena_small_allocated(unsigned a)
+{
+    char name[64];
+    uint64_t epoch = 1;
+    size_t v = 0, len = sizeof(v);
+
+    cr_assert_eq(mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch)), 0);
+    snprintf(name, sizeof(name), "stats.arenas.%u.small.allocated", a);
+    cr_assert_eq(mallctl(name, &v, &len, NULL, 0), 0);
+    return v;
+}
+#endif
+
+/* A freed object stays in a kind's tcache (still "allocated" to jemalloc)
+ * only when that kind has one. */
+Test(memory, per_kind_tcache_can_be_turned_off)
+{
+    struct catzilla_memory_options o = {.background_thread = -1,
+                                        .dirty_decay_ms = -1,
+                                        .muzzy_decay_ms = -1,
+                                        .kind_tcache_set = true,
+                                        .kind_tcache = {true, true, true, false, false}};
+
+    cr_assert_eq(catzilla_memory_init(&o), 0);
+    cr_assert_eq(catzilla_memory_thread_init(), 0);
+#if CZ_ALLOCATOR_JEMALLOC
+    if (!read_bool("opt.tcache"))
+        cr_skip_test("tcache disabled through MALLOC_CONF");
+    for (int k = 0; k < NKINDS; k++) {
+        unsigned a = (unsigned)catzilla_memory_arena_index(kinds[k]);
+        size_t before = arena_small_allocated(a);
+        void *p = catzilla_alloc(kinds[k], 48);
+
+        cr_assert_not_null(p);
+        catzilla_free(kinds[k], p);
+        size_t after = arena_small_allocated(a);
+        if (o.kind_tcache[k])
+            cr_assert_gt(after, before, "kind %d: the object waits in its tcache", k);
+        else
+            cr_assert_eq(after, before, "kind %d: the object went straight home", k);
+    }
+#endif
+    catzilla_memory_thread_exit();
+    struct catzilla_memory_options reset = {.background_thread = -1,
+                                            .dirty_decay_ms = -1,
+                                            .muzzy_decay_ms = -1,
+                                            .kind_tcache_set = true,
+                                            .kind_tcache = {true, true, true, true, true}};
+    cr_assert_eq(catzilla_memory_init(&reset), 0);
+}
+
 struct index_probe {
     int index[NKINDS];
 };
@@ -779,8 +832,9 @@ Test(memory, malloc_conf_defaults_are_honoured)
     if (getenv("MALLOC_CONF") != NULL)
         cr_skip_test("MALLOC_CONF is set in the environment and overrides malloc_conf");
     cr_assert_eq(mallctl("opt.metadata_thp", &thp, &len, NULL, 0), 0);
-    cr_assert_str_eq(thp, "auto");
+    cr_assert_str_eq(thp, "disabled");
     cr_assert(read_bool("opt.background_thread"));
+    cr_assert_eq(read_unsigned("opt.narenas"), 1, "one automatic arena for non-worker threads");
     /* jemalloc's own muzzy default is 0: 30000 can only come from malloc_conf. */
     cr_assert_eq(read_ssize("opt.muzzy_decay_ms"), 30000);
     cr_assert_eq(read_ssize("opt.dirty_decay_ms"), 10000);
@@ -813,7 +867,7 @@ Test(memory, init_validates_options)
                                         .muzzy_decay_ms = -1,
                                         .metadata_thp = "bogus"};
 
-    const char *running = "auto";
+    const char *running = "disabled";
 #if CZ_ALLOCATOR_JEMALLOC
     size_t len = sizeof(running);
 
