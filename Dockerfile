@@ -25,9 +25,10 @@ RUN make -j2 build/catzilla \
 ############################ runtime ##########################
 FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
-# Runtime libraries only; media-types provides /etc/mime.types for Content-Type.
+# Runtime libraries only (jemalloc is linked in statically); media-types
+# provides /etc/mime.types for Content-Type.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends liburing2 libjemalloc2 media-types \
+ && apt-get install -y --no-install-recommends liburing2 media-types \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --gid 10001 catzilla \
  && useradd --uid 10001 --gid catzilla --no-create-home --no-log-init \
