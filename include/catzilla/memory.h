@@ -163,6 +163,14 @@ int catzilla_memory_get_stats(struct catzilla_memory_stats *out);
  * Live allocations are untouched.  Returns 0 or -errno. */
 int catzilla_memory_optimize(void);
 
+/* Memory pressure on the calling thread's arenas.  on: every kind but static
+ * returns freed pages at once (dirty and muzzy decay 0, which also purges what
+ * is dirty now); off: the decay times of the current options come back.
+ * Static (registered buffers) is left alone: its blocks are few and live
+ * long.  Without arenas, and on libc: on trims the heap, off does nothing.
+ * Returns 0 or -errno. */
+int catzilla_memory_pressure(bool on);
+
 /* "jemalloc" or "libc". */
 const char *catzilla_memory_allocator(void);
 

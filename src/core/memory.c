@@ -630,6 +630,34 @@ int catzilla_memory_optimize(void)
     return 0;
 }
 
+int catzilla_memory_pressure(bool on)
+{
+    char name[64];
+    ssize_t zero = 0;
+    int k, r = 0;
+
+    if (!tls.ready)
+        return on ? catzilla_memory_optimize() : 0;
+    if (on)
+        flush_thread_caches();
+    for (k = 0; k < CATZILLA_ARENA_MAX && r == 0; k++) {
+        if (k == CATZILLA_ARENA_STATIC)
+            continue;
+        if (on) {
+            snprintf(name, sizeof(name), "arena.%u.dirty_decay_ms", tls.arena[k]);
+            r = ctl_write(name, &zero, sizeof(zero));
+            snprintf(name, sizeof(name), "arena.%u.muzzy_decay_ms", tls.arena[k]);
+            if (r == 0)
+                r = ctl_write(name, &zero, sizeof(zero));
+        } else {
+            r = arena_apply_defaults(tls.arena[k]);
+            if (r == 0)
+                r = arena_apply_kind(tls.arena[k], k);
+        }
+    }
+    return r;
+}
+
 const char *catzilla_memory_allocator(void)
 {
     return "jemalloc";
@@ -729,6 +757,13 @@ int catzilla_memory_get_stats(struct catzilla_memory_stats *out)
 int catzilla_memory_optimize(void)
 {
     malloc_trim(0);
+    return 0;
+}
+
+int catzilla_memory_pressure(bool on)
+{
+    if (on)
+        malloc_trim(0);
     return 0;
 }
 

@@ -164,6 +164,12 @@ static void evict(struct cz_filecache *fc, size_t limit)
     }
 }
 
+void cz_filecache_set_budget(struct cz_filecache *fc, size_t bytes)
+{
+    fc->env.cache_size = bytes;
+    evict(fc, bytes);
+}
+
 static struct cz_file_id file_id_of_statx(const struct statx *stx)
 {
     return (struct cz_file_id){

@@ -94,6 +94,10 @@ char *cz_filecache_data_buffer(struct cz_filecache *fc, struct cz_cache_entry *e
  * is freed. */
 void cz_filecache_data_done(struct cz_filecache *fc, struct cz_cache_entry *e, char *data,
                             bool ok);
+/* Change how many content bytes the cache may hold (memory pressure: 0 drops
+ * every cached body now and caches none until it is raised again); contents
+ * above the new budget are evicted at once, least recently used first. */
+void cz_filecache_set_budget(struct cz_filecache *fc, size_t bytes);
 void cz_filecache_ref(struct cz_cache_entry *e);
 void cz_filecache_release(struct cz_cache_entry *e);
 

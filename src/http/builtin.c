@@ -65,6 +65,8 @@ struct snapshot {
     uint32_t connections;
     uint64_t requests;
     size_t registered_bytes;
+    int mem_level;
+    uint64_t purges, cache_drops, accept_pauses, body_waits;
     struct catzilla_memory_stats mem;
 };
 
@@ -104,6 +106,11 @@ static void take_snapshot(struct worker *w, struct snapshot *s)
     s->connections = w->nconns;
     s->requests = atomic_load_explicit(&w->stats.requests, memory_order_relaxed);
     s->registered_bytes = w->registered_bytes;
+    s->mem_level = w->mem_level;
+    s->purges = atomic_load_explicit(&w->mem_actions.purges, memory_order_relaxed);
+    s->cache_drops = atomic_load_explicit(&w->mem_actions.cache_drops, memory_order_relaxed);
+    s->accept_pauses = atomic_load_explicit(&w->mem_actions.accept_pauses, memory_order_relaxed);
+    s->body_waits = atomic_load_explicit(&w->mem_actions.body_waits, memory_order_relaxed);
     s->ok = catzilla_memory_get_stats(&s->mem) == 0;
 }
 
@@ -156,22 +163,29 @@ static void json_arena(struct jbuf *b, const char *name, const struct catzilla_a
 static const char *const arena_names[CATZILLA_ARENA_MAX] = {"request", "response", "cache",
                                                             "static", "task"};
 
-static void build_stats_json(struct stats_gather *g, struct jbuf *b)
+static void build_stats_json(const struct cz_server *srv, struct stats_gather *g, struct jbuf *b)
 {
-    uint64_t conns = 0, reqs = 0;
+    uint64_t conns = 0, reqs = 0, act[4] = {0, 0, 0, 0};
     size_t reg = 0, alloc = 0, active = 0, resident = 0, meta = 0;
     jprintf(b, "{\"allocator\":\"%s\",\"workers\":[", catzilla_memory_allocator());
     for (unsigned i = 0; i < g->n; i++) {
         const struct snapshot *s = &g->snaps[i];
         jprintf(b, "%s{\"id\":%u,\"cpu\":%d,\"ok\":%s,\"connections\":%" PRIu32
-                   ",\"requests\":%" PRIu64 ",\"registered_bytes\":%zu,\"arenas\":{",
+                   ",\"requests\":%" PRIu64 ",\"registered_bytes\":%zu,\"memory_level\":\"%s\","
+                   "\"memory_actions\":{\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64
+                   ",\"accept_pauses\":%" PRIu64 ",\"body_waits\":%" PRIu64 "},\"arenas\":{",
                 i ? "," : "", s->id, s->cpu, s->ok ? "true" : "false", s->connections,
-                s->requests, s->registered_bytes);
+                s->requests, s->registered_bytes, memguard_level_name(s->mem_level), s->purges,
+                s->cache_drops, s->accept_pauses, s->body_waits);
         for (int k = 0; k < CATZILLA_ARENA_MAX; k++)
             json_arena(b, arena_names[k], &s->mem.arenas[k], k == CATZILLA_ARENA_MAX - 1);
         jprintf(b, "}}");
         conns += s->connections;
         reqs += s->requests;
+        act[0] += s->purges;
+        act[1] += s->cache_drops;
+        act[2] += s->accept_pauses;
+        act[3] += s->body_waits;
         reg += s->registered_bytes;
         alloc += s->mem.thread_total.allocated;
         active += s->mem.thread_total.active;
@@ -187,10 +201,22 @@ static void build_stats_json(struct stats_gather *g, struct jbuf *b)
             ",\"registered_bytes\":%zu,\"arenas\":{\"allocated\":%zu,\"active\":%zu,"
             "\"resident\":%zu,\"metadata\":%zu,\"fragmentation\":%.4f},"
             "\"process\":{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"metadata\":%zu,"
-            "\"mapped\":%zu,\"retained\":%zu}}}\n",
+            "\"mapped\":%zu,\"retained\":%zu},",
             g->n, conns, reqs, reg, alloc, active, resident, meta, frag,
             o->mem.process.allocated, o->mem.process.active, o->mem.process.resident,
             o->mem.process.metadata, o->mem.process.mapped, o->mem.process.retained);
+    const struct memguard *mg = &srv->guard;
+    jprintf(b,
+            "\"memory_guard\":{\"limit\":%" PRIu64 ",\"source\":\"%s\",\"usage\":%" PRIu64
+            ",\"peak\":%" PRIu64 ",\"level\":\"%s\",\"level_changes\":%" PRIu64
+            ",\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64 ",\"accept_pauses\":%" PRIu64
+            ",\"body_waits\":%" PRIu64 "}}}\n",
+            mg->limit, mg->source ? mg->source : "none",
+            atomic_load_explicit(&mg->usage, memory_order_relaxed),
+            atomic_load_explicit(&mg->peak, memory_order_relaxed),
+            memguard_level_name(atomic_load(&mg->level)),
+            atomic_load_explicit(&mg->changes, memory_order_relaxed), act[0], act[1], act[2],
+            act[3]);
 }
 
 static void gather_unlink(struct worker *w, struct stats_gather *g)
@@ -223,7 +249,7 @@ static void gather_answer(struct worker *w, struct stats_gather *g)
                 view.snaps[i].cpu = -1;
             }
         }
-        build_stats_json(&view, &b);
+        build_stats_json(w->srv, &view, &b);
     } else {
         b.failed = true;
     }

@@ -280,7 +280,7 @@ static void finish_eof(struct conn *c)
     output_schedule(c);
 }
 
-static void conn_resume_pending(struct conn *c)
+void conn_resume_reading(struct conn *c)
 {
     c->read_paused = false;
     request_parser_resume(c);
@@ -314,8 +314,11 @@ void conn_output_drained(struct conn *c)
 {
     if (c->close_after_send)
         start_linger(c);
-    else if (c->read_paused)
-        conn_resume_pending(c);
+    else if (c->read_paused) {
+        /* A body waiting for memory budget resumes when it is admitted. */
+        if (!c->body_wait)
+            conn_resume_reading(c);
+    }
     else if (c->eof)
         finish_eof(c);
     else

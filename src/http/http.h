@@ -14,6 +14,7 @@
 
 #include "catzilla/catzilla.h"
 #include "core/ring.h"
+#include "http/memguard.h"
 #include "http/output.h"
 #include "http/router.h"
 
@@ -109,6 +110,7 @@ struct conn {
     bool dead : 1;                /* a fatal socket error: only wait for in-flight ops */
     bool request_started : 1;
     bool error_pending : 1;       /* a parse error response was queued */
+    bool body_wait : 1;           /* its body waits for memory budget (memguard.c) */
     uint32_t requests;            /* served on this connection */
 
     llhttp_t parser;
@@ -126,6 +128,8 @@ struct conn {
     char *body;
     size_t body_len, body_cap;
     int error_status;              /* set by a callback that rejects the request */
+    uint32_t body_charge;          /* body bytes budgeted by the memory guard */
+    struct conn *body_wait_next;   /* the worker's queue of bodies waiting for budget */
 
     /* Bytes received while reading was paused (request arena). */
     char *held;
@@ -186,6 +190,10 @@ struct worker {
     time_t date_sec;
 
     struct worker_stats stats;
+    uint8_t mem_level;        /* enum mem_level this worker has applied */
+    uint64_t body_rx_bytes;   /* request bodies being received, as budgeted */
+    struct conn *body_wait_head, *body_wait_tail;
+    struct memguard_actions mem_actions;
     long long leak_base[2];   /* request, response live bytes with no connection (leak check) */
     char start_err[256];
     int start_rc;
@@ -217,6 +225,7 @@ struct cz_server {
     pthread_mutex_t start_lock;
     pthread_cond_t start_cond;
     unsigned started;
+    struct memguard guard;
 };
 
 /* --- src/http/conn.c: the worker thread of c only --- */
@@ -232,6 +241,8 @@ void conn_close(struct conn *c);
 void conn_fail(struct conn *c);
 bool conn_closing(const struct conn *c);
 void conn_free_closed(struct worker *w);
+/* Reading was paused (held bytes kept): parse them and read again. */
+void conn_resume_reading(struct conn *c);
 void conn_close_idle(struct worker *w, unsigned max);
 /* The one way to change a connection's state (illegal moves are logged and refused). */
 void conn_set_state(struct conn *c, enum conn_state to);
@@ -290,6 +301,9 @@ void response_text(struct conn *c, int status, bool head, bool close,
                    const struct head_spec *more);
 
 /* --- src/http/server.c --- */
+/* Stop accepting / accept again if nothing else holds accepting back. */
+void server_pause_accept(struct worker *w);
+void server_resume_accept(struct worker *w);
 struct worker *server_worker(struct cz_server *srv, unsigned i);
 void server_dispatch(struct conn *c, struct cz_request *req);
 bool server_keepalive_allowed(const struct conn *c);

@@ -57,6 +57,7 @@ static void request_reset(struct conn *c)
 
 void request_free(struct conn *c)
 {
+    memguard_body_done(c);
     catzilla_request_free(c->scratch);
     catzilla_request_free(c->hdr_offs);
     catzilla_request_free(c->body);
@@ -291,6 +292,9 @@ static int on_headers_complete(llhttp_t *p)
         conn_set_state(c, CONN_BODY);
         if (output_idle(c) || c->timer_kind != TIMER_SEND)
             conn_set_timer(c, TIMER_BODY);
+        /* Under a memory limit the body may have to wait for budget: the
+         * parse stops after the head (request_parse) with reading paused. */
+        memguard_admit_body(c, chunked ? MEMGUARD_CHUNKED_CHARGE : p->content_length);
     }
     /* Pause so request_parse can check the bytes that ended the head: llhttp
      * accepts a bare CR there ("\r\r\n"). */
@@ -360,6 +364,7 @@ static int on_message_complete(llhttp_t *p)
         c->close_after_send = true;
 
     server_dispatch(c, &req);
+    memguard_body_done(c);
 
     c->request_started = false;
     if (c->state == CONN_HEAD || c->state == CONN_BODY)
@@ -485,6 +490,8 @@ size_t request_parse(struct conn *c, const char *data, size_t len)
             e = HPE_USER;
             break;
         }
+        if (c->body_wait)
+            break; /* paused at the end of the head until the body is admitted */
         llhttp_resume(&c->parser);
         e = llhttp_execute(&c->parser, pos, len - (size_t)(pos - data));
     }

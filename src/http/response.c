@@ -378,7 +378,10 @@ void response_text(struct conn *c, int status, bool head, bool close,
 
 void response_error(struct conn *c, int status, bool head)
 {
+    static const char retry[] = "Retry-After: 1\r\n";
+    const struct head_spec more = {.extra = retry, .extra_len = sizeof(retry) - 1};
     c->close_after_send = true;
     c->error_pending = true;
-    response_text(c, status, head, true, NULL);
+    /* 503 is only sent for a passing condition (memory pressure). */
+    response_text(c, status, head, true, status == 503 ? &more : NULL);
 }

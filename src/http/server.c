@@ -324,7 +324,21 @@ static void arm_accept(struct worker *w)
     w->accept_armed = true;
 }
 
-static void pause_accept(struct worker *w)
+static bool accept_allowed(const struct worker *w)
+{
+    return !w->stopping && w->nconns < (unsigned)w->srv->cfg.max_connections &&
+           !memguard_blocks_accept(w);
+}
+
+void server_resume_accept(struct worker *w)
+{
+    if (w->accept_paused && accept_allowed(w)) {
+        w->accept_paused = false;
+        arm_accept(w);
+    }
+}
+
+void server_pause_accept(struct worker *w)
 {
     w->accept_paused = true;
     if (!w->accept_armed)
@@ -347,7 +361,7 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
              * there is none, stop accepting until a connection closes. */
             conn_close_idle(w, 1);
             if (w->nconns >= (unsigned)w->srv->cfg.max_connections && !w->accept_paused)
-                pause_accept(w);
+                server_pause_accept(w);
         }
     } else if (cqe->res == -ENFILE || cqe->res == -EMFILE || cqe->res == -ENOMEM) {
         /* Descriptor table full: close idle connections, retry on the next tick
@@ -393,7 +407,7 @@ static void begin_stop(struct worker *w)
         return;
     w->stopping = true;
     w->stop_deadline_ms = w->now_ms + (uint64_t)w->srv->cfg.shutdown_timeout;
-    pause_accept(w);
+    server_pause_accept(w);
     /* Idle connections go now; busy ones finish their request (answered with
      * Connection: close) and then close. */
     conn_close_idle(w, UINT32_MAX);
@@ -423,18 +437,30 @@ static void release_when_idle(struct worker *w)
         cz_log_debug("worker %u: idle, memory given back", w->id);
 }
 
+/* The eventfd is written to stop the worker or to announce a new memory
+ * pressure level. */
+static void on_wake(struct worker *w)
+{
+    if (atomic_load(&w->srv->stop_requested)) {
+        begin_stop(w);
+        return;
+    }
+    arm_wake(w);
+    memguard_apply(w);
+}
+
 static void on_tick(struct worker *w)
 {
     w->tick_armed = false;
+    /* A stop or pressure wake-up that found no free SQE is caught here. */
+    if (!w->stopping && atomic_load(&w->srv->stop_requested))
+        begin_stop(w);
+    memguard_apply(w);
     release_when_idle(w);
     worker_update_date(w);
     conn_timers_expire(w);
     builtin_tick(w);
-    if (w->accept_paused && !w->stopping &&
-        w->nconns < (unsigned)w->srv->cfg.max_connections) {
-        w->accept_paused = false;
-        arm_accept(w);
-    }
+    server_resume_accept(w);
     if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
         struct list_node *h = &w->conns;
         for (struct list_node *n = h->next; n != h;) {
@@ -479,7 +505,7 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
         on_tick(w);
         break;
     case OP_WAKE:
-        begin_stop(w);
+        on_wake(w);
         break;
     case OP_MSG:
         builtin_on_msg(w, cqe);
@@ -548,14 +574,12 @@ static void worker_loop(struct worker *w)
         }
         io_uring_cq_advance(ring, n);
         cz_bufring_commit(&w->bufs, &w->bufs_pending);
+        memguard_admit_waiters(w);
         output_flush_all(w);
         conn_free_closed(w);
         arm_tick(w);
-        if (w->accept_paused && !w->stopping &&
-            w->nconns < (unsigned)w->srv->cfg.max_connections && w->nconns > 0) {
-            w->accept_paused = false;
-            arm_accept(w);
-        }
+        if (w->nconns > 0)
+            server_resume_accept(w);
         if (w->stopping && w->nconns == 0)
             break;
     }
@@ -804,6 +828,9 @@ int cz_server_run(cz_server *srv)
         srv->workers[i].wake_fd = -1;
     }
 
+    rc = memguard_configure(srv, err, errlen);
+    if (rc < 0)
+        goto out;
     rc = probe_port(srv, err, errlen);
     if (rc < 0)
         goto out;
@@ -881,12 +908,17 @@ int cz_server_run(cz_server *srv)
                 snprintf(err, errlen, "%s", srv->workers[i].start_err);
         }
     }
+    if (start_rc == 0 && rc >= 0)
+        start_rc = memguard_start(srv, err, errlen);
+    if (start_rc < 0 && rc >= 0)
+        cz_server_stop(srv);
     if (start_rc == 0 && rc >= 0) {
         cz_log_info("catzilla %s listening on %s:%d with %u worker%s (%s)", CATZILLA_VERSION,
                     cfg->bind, srv->port, n, n == 1 ? "" : "s", catzilla_memory_allocator());
     }
     for (unsigned i = 0; i < created; i++)
         pthread_join(srv->workers[i].thread, NULL);
+    memguard_stop(srv);
     if (sigthr_started) {
         if (!atomic_load(&srv->stop_requested)) {
             pthread_kill(sigthr, SIGTERM);
