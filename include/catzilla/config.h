@@ -41,7 +41,7 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(backlog,              INT,      4096,     NULL,      1,    65535,      "listen(2) backlog of each worker's socket") \
   X(ring_entries,         POW2,     1024,     NULL,      8,    32768,      "io_uring submission queue entries per worker (CQ is 4x)") \
   X(sqpoll,               BOOL,     0,        NULL,      0,    1,          "use a kernel SQ polling thread per ring (costs a core)") \
-  X(recv_buffers,         POW2,     1024,     NULL,      8,    32768,      "provided receive buffers per worker") \
+  X(recv_buffers,         POW2,     256,      NULL,      8,    32768,      "provided receive buffers per worker") \
   X(recv_buffer_size,     POW2,     4096,     NULL,      512,  1048576,    "size of each provided receive buffer in bytes") \
   X(max_connections,      INT,      16384,    NULL,      1,    1000000,    "open connections per worker; accepting pauses above it") \
   X(shutdown_timeout,     DURATION, 10000,    NULL,      0,    3600000,    "on SIGTERM/SIGINT, how long to drain in-flight requests") \

@@ -99,20 +99,20 @@ static void start_injected(void)
 
 Test(pressure, limit_from_the_flag_is_reported_and_sizes_buffers, .fini = teardown)
 {
-    const char *args[] = {"--threads", "1", "--memory-limit", "16m", NULL};
+    const char *args[] = {"--threads", "1", "--memory-limit", "8m", NULL};
     server_start(&srv, args);
     int fd = tcp_connect(srv.port);
-    cr_assert_eq(guard_num(fd, "limit"), 16l * 1024 * 1024);
+    cr_assert_eq(guard_num(fd, "limit"), 8l * 1024 * 1024);
     char src[64];
     cr_assert(guard_field(fd, "source", src, sizeof(src)));
     cr_assert_str_eq(src, "--memory-limit");
     cr_assert_gt(guard_num(fd, "usage"), 0, "the monitor samples the resident set");
     tcp_close(fd);
     char *log = server_log(&srv);
-    /* 16 MiB for one worker: a quarter for the file cache, a sixteenth
-     * (1 MiB = 256 buffers of 4 KiB) for receive buffers. */
-    cr_assert_not_null(strstr(log, "file cache 67108864 -> 4194304 bytes per worker"), "%s", log);
-    cr_assert_not_null(strstr(log, "receive buffers 1024 -> 256 per worker"), "%s", log);
+    /* 8 MiB for one worker: a quarter for the file cache, a sixteenth
+     * (512 KiB = 128 buffers of 4 KiB) for receive buffers. */
+    cr_assert_not_null(strstr(log, "file cache 67108864 -> 2097152 bytes per worker"), "%s", log);
+    cr_assert_not_null(strstr(log, "receive buffers 256 -> 128 per worker"), "%s", log);
     free(log);
 }
 
