@@ -187,7 +187,6 @@ void conn_accepted(struct worker *w, int fixed_fd)
     c->w = w;
     c->fixed_fd = (unsigned)fixed_fd;
     c->state = CONN_IDLE;
-    request_parser_init(c);
     list_add_tail(&w->conns, &c->all_link);
     w->nconns++;
     atomic_store_explicit(&w->stats.connections, w->nconns, memory_order_relaxed);
@@ -201,7 +200,9 @@ void conn_accepted(struct worker *w, int fixed_fd)
 
 static bool hold_bytes(struct conn *c, const char *data, size_t len)
 {
-    size_t have = c->held_len - c->held_off;
+    if (!c->rx)
+        return false; /* reading pauses only mid-parse, with the state there */
+    size_t have = c->rx->held_len - c->rx->held_off;
     /* Bytes the kernel handed over before the recv cancel took effect: at
      * most one turn's worth of provided buffers (they are given back only at
      * the end of a turn).  A smaller limit cut off fast pipelining clients. */
@@ -212,33 +213,35 @@ static bool hold_bytes(struct conn *c, const char *data, size_t len)
         /* A client that keeps sending while we cannot answer: stop buffering. */
         return false;
     }
-    if (c->held_off && c->held_len + len > c->held_cap) {
+    if (c->rx->held_off && c->rx->held_len + len > c->rx->held_cap) {
         /* Slide the unread bytes to the front before growing. */
-        memmove(c->held, c->held + c->held_off, have);
-        c->held_len = (uint32_t)have;
-        c->held_off = 0;
+        memmove(c->rx->held, c->rx->held + c->rx->held_off, have);
+        c->rx->held_len = (uint32_t)have;
+        c->rx->held_off = 0;
     }
-    if (c->held_len + len > c->held_cap) {
+    if (c->rx->held_len + len > c->rx->held_cap) {
         /* Geometric growth: holding n bytes in pieces costs O(n), not O(n^2). */
-        size_t cap = c->held_cap ? c->held_cap : 4096;
-        while (cap < c->held_len + len)
+        size_t cap = c->rx->held_cap ? c->rx->held_cap : 4096;
+        while (cap < c->rx->held_len + len)
             cap *= 2;
-        char *n = catzilla_request_realloc(c->held, cap);
+        char *n = catzilla_request_realloc(c->rx->held, cap);
         if (!n)
             return false;
-        c->held = n;
-        c->held_cap = (uint32_t)cap;
+        c->rx->held = n;
+        c->rx->held_cap = (uint32_t)cap;
     }
-    memcpy(c->held + c->held_len, data, len);
-    c->held_len += (uint32_t)len;
+    memcpy(c->rx->held + c->rx->held_len, data, len);
+    c->rx->held_len += (uint32_t)len;
     return true;
 }
 
 static void held_free(struct conn *c)
 {
-    catzilla_request_free(c->held);
-    c->held = NULL;
-    c->held_len = c->held_off = c->held_cap = 0;
+    if (!c->rx)
+        return;
+    catzilla_request_free(c->rx->held);
+    c->rx->held = NULL;
+    c->rx->held_len = c->rx->held_off = c->rx->held_cap = 0;
 }
 
 /* The client sent more than we hold while its answers are backed up: stop
@@ -286,17 +289,17 @@ void conn_resume_reading(struct conn *c)
     request_parser_resume(c);
     /* Parse what arrived while paused, in place: request_parse copies what it
      * keeps, and a new pause stops with the unparsed rest still held. */
-    while (c->held_off < c->held_len && !c->read_paused && !c->close_after_send &&
+    while (c->rx && c->rx->held_off < c->rx->held_len && !c->read_paused && !c->close_after_send &&
            c->state != CONN_CLOSING) {
-        uint32_t off = c->held_off, len = c->held_len - off;
-        size_t used = request_parse(c, c->held + off, len);
-        c->held_off += (uint32_t)used;
+        uint32_t off = c->rx->held_off, len = c->rx->held_len - off;
+        size_t used = request_parse(c, c->rx->held + off, len);
+        c->rx->held_off += (uint32_t)used;
         if (c->read_paused && !c->close_after_send)
             cancel_recv(c);
         if (used == 0 && !c->read_paused)
             break;
     }
-    if (c->held_off >= c->held_len || c->close_after_send)
+    if (c->rx && (c->rx->held_off >= c->rx->held_len || c->close_after_send))
         held_free(c);
     if (c->state == CONN_CLOSING || c->read_paused)
         return;
@@ -504,8 +507,7 @@ void conn_free_closed(struct worker *w)
                 *pp = c->flush_next;
         }
         output_free(c);
-        request_free(c);
-        held_free(c);
+        request_rx_free(c);
         catzilla_cache_free(c);
         w->nconns--;
         atomic_store_explicit(&w->stats.connections, w->nconns, memory_order_relaxed);

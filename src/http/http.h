@@ -91,6 +91,35 @@ struct cz_response {
 
 struct worker;
 
+/* A connection's request being received (request arena).  Everything here
+ * is about one request at a time; between requests it is parked on the
+ * worker's rx_idle list and freed after RX_IDLE_MS without a byte. */
+struct conn_rx {
+    llhttp_t parser;
+    struct conn *conn;
+    struct list_node idle_link;    /* in the worker's rx_idle list while parked */
+    uint64_t idle_since_ms;
+
+    char *scratch;                 /* target and header bytes */
+    uint32_t scratch_len, scratch_cap;
+    uint32_t url_len, header_bytes, nheaders;
+    uint32_t (*hdr_offs)[4];       /* name off, name len, value off, value len */
+    uint32_t hdr_offs_cap;
+    bool last_was_value;
+    char tail[3];                  /* last bytes of the previous buffer parsed */
+    uint8_t check_end;             /* paused to check the 2 or 4 line-end bytes before */
+    const char *parse_base;        /* start of the buffer being parsed */
+    char *body;
+    size_t body_len, body_cap;
+    int error_status;              /* set by a callback that rejects the request */
+    uint32_t body_charge;          /* body bytes budgeted by the memory guard */
+    struct conn *body_wait_next;   /* the worker's queue of bodies waiting for budget */
+
+    /* Bytes received while reading was paused. */
+    char *held;
+    uint32_t held_len, held_off, held_cap;
+};
+
 struct conn {
     struct list_node timer_link;  /* in the worker's list for timer_kind */
     struct list_node all_link;    /* in the worker's list of connections */
@@ -113,27 +142,10 @@ struct conn {
     bool body_wait : 1;           /* its body waits for memory budget (memguard.c) */
     uint32_t requests;            /* served on this connection */
 
-    llhttp_t parser;
-
-    /* Request being received (request arena; NULL when idle). */
-    char *scratch;
-    uint32_t scratch_len, scratch_cap;
-    uint32_t url_len, header_bytes, nheaders;
-    uint32_t (*hdr_offs)[4];       /* name off, name len, value off, value len */
-    uint32_t hdr_offs_cap;
-    bool last_was_value;
-    char tail[3];                  /* last bytes of the previous buffer parsed */
-    uint8_t check_end;             /* paused to check the 2 or 4 line-end bytes before */
-    const char *parse_base;        /* start of the buffer being parsed */
-    char *body;
-    size_t body_len, body_cap;
-    int error_status;              /* set by a callback that rejects the request */
-    uint32_t body_charge;          /* body bytes budgeted by the memory guard */
-    struct conn *body_wait_next;   /* the worker's queue of bodies waiting for budget */
-
-    /* Bytes received while reading was paused (request arena). */
-    char *held;
-    uint32_t held_len, held_off, held_cap;
+    /* Parse state, allocated when a request's first bytes arrive and freed
+     * after the connection has been idle a while (request.c): an idle
+     * keep-alive connection is this struct alone. */
+    struct conn_rx *rx;
 
     struct output out;             /* private to output.c */
     struct file_job *file_jobs;    /* private to static.c: its file jobs, oldest first */
@@ -181,6 +193,7 @@ struct worker {
     unsigned nconns;
     struct list_node conns;
     struct list_node timers[TIMER_MAX];
+    struct list_node rx_idle;  /* parked conn_rx, oldest first (request.c) */
     struct conn *flush_list;
     struct conn *free_list;   /* closed conns, freed at the end of the loop turn */
     struct stats_gather *gathers; /* stats requests of this worker still gathering */

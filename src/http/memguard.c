@@ -325,15 +325,15 @@ static bool fits(const struct worker *w, uint64_t len)
 bool memguard_admit_body(struct conn *c, uint64_t len)
 {
     struct worker *w = c->w;
-    c->body_charge = len;
+    c->rx->body_charge = len;
     if (!w->body_wait_head && fits(w, len)) {
         w->body_rx_bytes += len;
         return true;
     }
     c->body_wait = true;
     c->read_paused = true;
-    c->body_wait_next = NULL;
-    *(w->body_wait_head ? &w->body_wait_tail->body_wait_next : &w->body_wait_head) = c;
+    c->rx->body_wait_next = NULL;
+    *(w->body_wait_head ? &w->body_wait_tail->rx->body_wait_next : &w->body_wait_head) = c;
     w->body_wait_tail = c;
     count(&w->mem_actions.body_waits);
     return false;
@@ -342,34 +342,36 @@ bool memguard_admit_body(struct conn *c, uint64_t len)
 static void wait_unlink(struct worker *w, struct conn *c)
 {
     struct conn *prev = NULL;
-    for (struct conn *q = w->body_wait_head; q; prev = q, q = q->body_wait_next) {
+    for (struct conn *q = w->body_wait_head; q; prev = q, q = q->rx->body_wait_next) {
         if (q != c)
             continue;
-        *(prev ? &prev->body_wait_next : &w->body_wait_head) = c->body_wait_next;
+        *(prev ? &prev->rx->body_wait_next : &w->body_wait_head) = c->rx->body_wait_next;
         if (w->body_wait_tail == c)
             w->body_wait_tail = prev;
         break;
     }
     c->body_wait = false;
-    c->body_wait_next = NULL;
+    c->rx->body_wait_next = NULL;
 }
 
 void memguard_body_done(struct conn *c)
 {
     struct worker *w = c->w;
+    if (!c->rx)
+        return;
     if (c->body_wait)
         wait_unlink(w, c);
     else
-        w->body_rx_bytes -= c->body_charge;
-    c->body_charge = 0;
+        w->body_rx_bytes -= c->rx->body_charge;
+    c->rx->body_charge = 0;
 }
 
 void memguard_admit_waiters(struct worker *w)
 {
-    while (w->body_wait_head && fits(w, w->body_wait_head->body_charge)) {
+    while (w->body_wait_head && fits(w, w->body_wait_head->rx->body_charge)) {
         struct conn *c = w->body_wait_head;
         wait_unlink(w, c);
-        w->body_rx_bytes += c->body_charge;
+        w->body_rx_bytes += c->rx->body_charge;
         conn_resume_reading(c);
     }
 }

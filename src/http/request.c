@@ -15,13 +15,13 @@
 
 static inline struct conn *parser_conn(llhttp_t *p)
 {
-    return container_of(p, struct conn, parser);
+    return container_of(p, struct conn_rx, parser)->conn;
 }
 
 static int fail(struct conn *c, int status)
 {
-    if (!c->error_status)
-        c->error_status = status;
+    if (!c->rx->error_status)
+        c->rx->error_status = status;
     return -1;
 }
 
@@ -30,52 +30,58 @@ static int scratch_append(struct conn *c, const char *at, size_t len)
     /* llhttp reports empty spans too; with no scratch yet, memcpy to NULL is UB. */
     if (len == 0)
         return 0;
-    if (c->scratch_len + len > c->scratch_cap) {
-        size_t cap = c->scratch_cap ? c->scratch_cap : 512;
-        while (cap < c->scratch_len + len)
+    if (c->rx->scratch_len + len > c->rx->scratch_cap) {
+        size_t cap = c->rx->scratch_cap ? c->rx->scratch_cap : 512;
+        while (cap < c->rx->scratch_len + len)
             cap *= 2;
-        char *n = catzilla_request_realloc(c->scratch, cap);
+        char *n = catzilla_request_realloc(c->rx->scratch, cap);
         if (!n)
             return -ENOMEM;
-        c->scratch = n;
-        c->scratch_cap = (uint32_t)cap;
+        c->rx->scratch = n;
+        c->rx->scratch_cap = (uint32_t)cap;
     }
-    memcpy(c->scratch + c->scratch_len, at, len);
-    c->scratch_len += (uint32_t)len;
+    memcpy(c->rx->scratch + c->rx->scratch_len, at, len);
+    c->rx->scratch_len += (uint32_t)len;
     return 0;
 }
 
 static void request_reset(struct conn *c)
 {
-    c->scratch_len = 0;
-    c->url_len = 0;
-    c->header_bytes = 0;
-    c->nheaders = 0;
-    c->last_was_value = false;
-    c->body_len = 0;
+    c->rx->scratch_len = 0;
+    c->rx->url_len = 0;
+    c->rx->header_bytes = 0;
+    c->rx->nheaders = 0;
+    c->rx->last_was_value = false;
+    c->rx->body_len = 0;
 }
 
 void request_free(struct conn *c)
 {
+    if (!c->rx)
+        return;
     memguard_body_done(c);
-    catzilla_request_free(c->scratch);
-    catzilla_request_free(c->hdr_offs);
-    catzilla_request_free(c->body);
-    c->scratch = NULL;
-    c->hdr_offs = NULL;
-    c->body = NULL;
-    c->scratch_cap = c->hdr_offs_cap = 0;
-    c->body_cap = 0;
+    catzilla_request_free(c->rx->scratch);
+    catzilla_request_free(c->rx->hdr_offs);
+    catzilla_request_free(c->rx->body);
+    c->rx->scratch = NULL;
+    c->rx->hdr_offs = NULL;
+    c->rx->body = NULL;
+    c->rx->scratch_cap = c->rx->hdr_offs_cap = 0;
+    c->rx->body_cap = 0;
     request_reset(c);
 }
 
 char *request_take_body(struct conn *c, size_t *len)
 {
-    char *b = c->body_len ? c->body : NULL;
-    *len = b ? c->body_len : 0;
+    if (!c->rx) {
+        *len = 0;
+        return NULL;
+    }
+    char *b = c->rx->body_len ? c->rx->body : NULL;
+    *len = b ? c->rx->body_len : 0;
     if (b) {
-        c->body = NULL;
-        c->body_len = c->body_cap = 0;
+        c->rx->body = NULL;
+        c->rx->body_len = c->rx->body_cap = 0;
     }
     return b;
 }
@@ -105,16 +111,16 @@ static int on_message_begin(llhttp_t *p)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    c->url_len += (uint32_t)len;
-    if (c->url_len > (uint64_t)c->w->srv->cfg.max_request_line)
+    c->rx->url_len += (uint32_t)len;
+    if (c->rx->url_len > (uint64_t)c->w->srv->cfg.max_request_line)
         return fail(c, 414);
     return scratch_append(c, at, len) ? fail(c, 503) : 0;
 }
 
 static int add_header_bytes(struct conn *c, size_t len)
 {
-    c->header_bytes += (uint32_t)len;
-    if (c->header_bytes > (uint64_t)c->w->srv->cfg.max_header_size)
+    c->rx->header_bytes += (uint32_t)len;
+    if (c->rx->header_bytes > (uint64_t)c->w->srv->cfg.max_header_size)
         return fail(c, 431);
     return 0;
 }
@@ -122,26 +128,26 @@ static int add_header_bytes(struct conn *c, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (c->nheaders == 0 || c->last_was_value) {
-        if (c->nheaders >= (uint32_t)c->w->srv->cfg.max_headers)
+    if (c->rx->nheaders == 0 || c->rx->last_was_value) {
+        if (c->rx->nheaders >= (uint32_t)c->w->srv->cfg.max_headers)
             return fail(c, 431);
-        if (c->nheaders == c->hdr_offs_cap) {
-            uint32_t cap = c->hdr_offs_cap ? c->hdr_offs_cap * 2 : 16;
-            void *n = catzilla_request_realloc(c->hdr_offs, cap * sizeof(*c->hdr_offs));
+        if (c->rx->nheaders == c->rx->hdr_offs_cap) {
+            uint32_t cap = c->rx->hdr_offs_cap ? c->rx->hdr_offs_cap * 2 : 16;
+            void *n = catzilla_request_realloc(c->rx->hdr_offs, cap * sizeof(*c->rx->hdr_offs));
             if (!n)
                 return fail(c, 503);
-            c->hdr_offs = n;
-            c->hdr_offs_cap = cap;
+            c->rx->hdr_offs = n;
+            c->rx->hdr_offs_cap = cap;
         }
-        uint32_t *h = c->hdr_offs[c->nheaders++];
-        h[0] = c->scratch_len;
+        uint32_t *h = c->rx->hdr_offs[c->rx->nheaders++];
+        h[0] = c->rx->scratch_len;
         h[1] = h[2] = h[3] = 0;
-        c->last_was_value = false;
+        c->rx->last_was_value = false;
         /* ": " and CRLF count toward the header block, as on the wire. */
         if (add_header_bytes(c, 4))
             return -1;
     }
-    c->hdr_offs[c->nheaders - 1][1] += (uint32_t)len;
+    c->rx->hdr_offs[c->rx->nheaders - 1][1] += (uint32_t)len;
     if (add_header_bytes(c, len))
         return -1;
     return scratch_append(c, at, len) ? fail(c, 503) : 0;
@@ -159,15 +165,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
      * without its leading whitespace: look back over it.  (Whitespace that
      * ended the previous buffer is not looked through.) */
     const char *q = at;
-    while (q > c->parse_base && (q[-1] == ' ' || q[-1] == '\t'))
+    while (q > c->rx->parse_base && (q[-1] == ' ' || q[-1] == '\t'))
         q--;
-    const char *before = q > c->parse_base ? q - 1 : &c->tail[2];
+    const char *before = q > c->rx->parse_base ? q - 1 : &c->rx->tail[2];
     if (len > 0 && *before == '\n')
         return fail(c, 400); /* a value span starting a line: obs-fold */
-    uint32_t *h = c->hdr_offs[c->nheaders - 1];
-    if (!c->last_was_value) {
-        h[2] = c->scratch_len;
-        c->last_was_value = true;
+    uint32_t *h = c->rx->hdr_offs[c->rx->nheaders - 1];
+    if (!c->rx->last_was_value) {
+        h[2] = c->rx->scratch_len;
+        c->rx->last_was_value = true;
     }
     h[3] += (uint32_t)len;
     if (add_header_bytes(c, len))
@@ -179,7 +185,7 @@ static int on_header_field_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
     /* llhttp lets an empty field name (": value") through. */
-    if (c->nheaders == 0 || c->hdr_offs[c->nheaders - 1][1] == 0)
+    if (c->rx->nheaders == 0 || c->rx->hdr_offs[c->rx->nheaders - 1][1] == 0)
         return fail(c, 400);
     return 0;
 }
@@ -214,12 +220,12 @@ static bool target_ok(const char *t, size_t len)
 
 static struct cz_str hdr_name(const struct conn *c, uint32_t i)
 {
-    return (struct cz_str){c->scratch + c->hdr_offs[i][0], c->hdr_offs[i][1]};
+    return (struct cz_str){c->rx->scratch + c->rx->hdr_offs[i][0], c->rx->hdr_offs[i][1]};
 }
 
 static struct cz_str hdr_value(const struct conn *c, uint32_t i)
 {
-    return (struct cz_str){c->scratch + c->hdr_offs[i][2], c->hdr_offs[i][3]};
+    return (struct cz_str){c->rx->scratch + c->rx->hdr_offs[i][2], c->rx->hdr_offs[i][3]};
 }
 
 static bool str_ieq(struct cz_str s, const char *lit)
@@ -249,13 +255,13 @@ static int on_headers_complete(llhttp_t *p)
         return fail(c, 400);
     if (p->http_major != 1)
         return fail(c, 505);
-    if (!target_ok(c->scratch, c->url_len))
+    if (!target_ok(c->rx->scratch, c->rx->url_len))
         return fail(c, 400);
 
     unsigned hosts = 0;
     bool te = false, te_other = false;
     struct cz_str expect = {NULL, 0};
-    for (uint32_t i = 0; i < c->nheaders; i++) {
+    for (uint32_t i = 0; i < c->rx->nheaders; i++) {
         struct cz_str name = hdr_name(c, i);
         if (str_ieq(name, "host")) {
             hosts++;
@@ -298,7 +304,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     /* Pause so request_parse can check the bytes that ended the head: llhttp
      * accepts a bare CR there ("\r\r\n"). */
-    c->check_end = 4;
+    c->rx->check_end = 4;
     return HPE_PAUSED;
 }
 
@@ -306,30 +312,30 @@ static int on_headers_complete(llhttp_t *p)
  * so request_parse can. */
 static int on_chunk_complete(llhttp_t *p)
 {
-    parser_conn(p)->check_end = 2;
+    parser_conn(p)->rx->check_end = 2;
     return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (c->body_len + len > (size_t)c->w->srv->cfg.max_body_size)
+    if (c->rx->body_len + len > (size_t)c->w->srv->cfg.max_body_size)
         return fail(c, 413);
-    if (c->body_len + len > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 1024;
+    if (c->rx->body_len + len > c->rx->body_cap) {
+        size_t cap = c->rx->body_cap ? c->rx->body_cap : 1024;
         /* A known Content-Length sizes the buffer once. */
-        if ((p->flags & F_CONTENT_LENGTH) && c->body_len + p->content_length + len > cap)
-            cap = c->body_len + len + p->content_length;
-        while (cap < c->body_len + len)
+        if ((p->flags & F_CONTENT_LENGTH) && c->rx->body_len + p->content_length + len > cap)
+            cap = c->rx->body_len + len + p->content_length;
+        while (cap < c->rx->body_len + len)
             cap *= 2;
-        char *n = catzilla_request_realloc(c->body, cap);
+        char *n = catzilla_request_realloc(c->rx->body, cap);
         if (!n)
             return fail(c, 503);
-        c->body = n;
-        c->body_cap = cap;
+        c->rx->body = n;
+        c->rx->body_cap = cap;
     }
-    memcpy(c->body + c->body_len, at, len);
-    c->body_len += len;
+    memcpy(c->rx->body + c->rx->body_len, at, len);
+    c->rx->body_len += len;
     return 0;
 }
 
@@ -343,7 +349,7 @@ static int on_message_complete(llhttp_t *p)
     const char *mname = llhttp_method_name((llhttp_method_t)p->method);
     req.method_str = (struct cz_str){mname, strlen(mname)};
     req.method = cz_method_parse(mname, req.method_str.len);
-    req.target = (struct cz_str){c->scratch, c->url_len};
+    req.target = (struct cz_str){c->rx->scratch, c->rx->url_len};
     const char *q = memchr(req.target.ptr, '?', req.target.len);
     req.path.ptr = req.target.ptr;
     req.path.len = q ? (size_t)(q - req.target.ptr) : req.target.len;
@@ -351,7 +357,7 @@ static int on_message_complete(llhttp_t *p)
         req.query = (struct cz_str){q + 1, req.target.len - req.path.len - 1};
     else
         req.query = (struct cz_str){req.target.ptr + req.target.len, 0};
-    req.body = (struct cz_str){c->body ? c->body : "", c->body_len};
+    req.body = (struct cz_str){c->rx->body ? c->rx->body : "", c->rx->body_len};
     req.http_minor = p->http_minor;
     req.head = req.method == CZ_METHOD_HEAD;
 
@@ -391,15 +397,66 @@ static const llhttp_settings_t settings = {
     .on_message_complete = on_message_complete,
 };
 
-void request_parser_init(struct conn *c)
+/* ---------- the parse state's lifetime ---------- */
+
+/* c's parse state, created on its first bytes (or taken off the idle list).
+ * NULL when out of memory. */
+static struct conn_rx *rx_get(struct conn *c)
 {
-    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+    struct conn_rx *x = c->rx;
+    if (x) {
+        if (x->idle_link.next)
+            list_del(&x->idle_link);
+        return x;
+    }
+    x = catzilla_request_alloc(sizeof(*x));
+    if (!x)
+        return NULL;
+    memset(x, 0, sizeof(*x));
+    llhttp_init(&x->parser, HTTP_REQUEST, &settings);
+    x->conn = c;
+    c->rx = x;
+    return x;
+}
+
+/* Between requests with nothing held: park the parse state; a connection
+ * that stays silent for RX_IDLE_MS loses it (request_rx_sweep). */
+static void rx_park(struct conn *c)
+{
+    struct conn_rx *x = c->rx;
+    if (!x || x->idle_link.next || c->read_paused || x->held_off < x->held_len)
+        return;
+    x->idle_since_ms = c->w->now_ms;
+    list_add_tail(&c->w->rx_idle, &x->idle_link);
+}
+
+void request_rx_free(struct conn *c)
+{
+    struct conn_rx *x = c->rx;
+    if (!x)
+        return;
+    request_free(c);
+    if (x->idle_link.next)
+        list_del(&x->idle_link);
+    catzilla_request_free(x->held);
+    catzilla_request_free(x);
+    c->rx = NULL;
+}
+
+void request_rx_sweep(struct worker *w)
+{
+    while (!list_empty(&w->rx_idle)) {
+        struct conn_rx *x = container_of(w->rx_idle.next, struct conn_rx, idle_link);
+        if (w->now_ms - x->idle_since_ms < RX_IDLE_MS)
+            break;
+        request_rx_free(x->conn);
+    }
 }
 
 void request_parser_resume(struct conn *c)
 {
-    if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
-        llhttp_resume(&c->parser);
+    if (c->rx && llhttp_get_errno(&c->rx->parser) == HPE_PAUSED)
+        llhttp_resume(&c->rx->parser);
 }
 
 static bool is_tchar(unsigned char ch)
@@ -448,9 +505,9 @@ static int version_error_status(const struct conn *c, const char *data, size_t l
 
 static int error_status(struct conn *c, enum llhttp_errno e, const char *data, size_t len)
 {
-    if (c->error_status)
-        return c->error_status;
-    const char *pos = llhttp_get_error_pos(&c->parser);
+    if (c->rx->error_status)
+        return c->rx->error_status;
+    const char *pos = llhttp_get_error_pos(&c->rx->parser);
     switch (e) {
     case HPE_INVALID_METHOD:
         return method_error_status(data, len, pos);
@@ -470,7 +527,7 @@ static bool line_end_ok(const struct conn *c, const char *data, const char *pos,
     char last[4];
     for (int i = 0; i < n; i++) {
         ptrdiff_t at = (pos - data) - n + i;
-        last[i] = at >= 0 ? data[at] : at >= -3 ? c->tail[3 + at] : '\0';
+        last[i] = at >= 0 ? data[at] : at >= -3 ? c->rx->tail[3 + at] : '\0';
     }
     return memcmp(last, "\r\n\r\n", (size_t)n) == 0;
 }
@@ -479,35 +536,40 @@ size_t request_parse(struct conn *c, const char *data, size_t len)
 {
     if (len == 0)
         return 0;
-    c->parse_base = data;
-    enum llhttp_errno e = llhttp_execute(&c->parser, data, len);
-    while (e == HPE_PAUSED && c->check_end) {
-        int n = c->check_end;
-        c->check_end = 0;
-        const char *pos = llhttp_get_error_pos(&c->parser);
+    if (!rx_get(c)) {
+        /* No memory for the parse state: nothing can be answered. */
+        conn_close(c);
+        return len;
+    }
+    c->rx->parse_base = data;
+    enum llhttp_errno e = llhttp_execute(&c->rx->parser, data, len);
+    while (e == HPE_PAUSED && c->rx->check_end) {
+        int n = c->rx->check_end;
+        c->rx->check_end = 0;
+        const char *pos = llhttp_get_error_pos(&c->rx->parser);
         if (!pos || pos < data || pos > data + len || !line_end_ok(c, data, pos, n)) {
-            c->error_status = 400;
+            c->rx->error_status = 400;
             e = HPE_USER;
             break;
         }
         if (c->body_wait)
             break; /* paused at the end of the head until the body is admitted */
-        llhttp_resume(&c->parser);
-        e = llhttp_execute(&c->parser, pos, len - (size_t)(pos - data));
+        llhttp_resume(&c->rx->parser);
+        e = llhttp_execute(&c->rx->parser, pos, len - (size_t)(pos - data));
     }
     /* Remember the last bytes for checks that look back across buffers. */
-    if (len >= sizeof(c->tail)) {
-        memcpy(c->tail, data + len - sizeof(c->tail), sizeof(c->tail));
+    if (len >= sizeof(c->rx->tail)) {
+        memcpy(c->rx->tail, data + len - sizeof(c->rx->tail), sizeof(c->rx->tail));
     } else {
-        memmove(c->tail, c->tail + len, sizeof(c->tail) - len);
-        memcpy(c->tail + sizeof(c->tail) - len, data, len);
+        memmove(c->rx->tail, c->rx->tail + len, sizeof(c->rx->tail) - len);
+        memcpy(c->rx->tail + sizeof(c->rx->tail) - len, data, len);
     }
     size_t used = len;
     switch (e) {
     case HPE_OK:
         break;
     case HPE_PAUSED: {
-        const char *pos = llhttp_get_error_pos(&c->parser);
+        const char *pos = llhttp_get_error_pos(&c->rx->parser);
         used = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
         break;
     }
@@ -517,16 +579,18 @@ size_t request_parse(struct conn *c, const char *data, size_t len)
         break;
     default: {
         int status = error_status(c, e, data, len);
-        cz_log_debug("bad request (%d): %s", status, llhttp_get_error_reason(&c->parser));
-        bool head = c->parser.method == HTTP_HEAD && c->url_len > 0;
+        cz_log_debug("bad request (%d): %s", status, llhttp_get_error_reason(&c->rx->parser));
+        bool head = c->rx->parser.method == HTTP_HEAD && c->rx->url_len > 0;
         request_abort(c);
         response_error(c, status, head);
         break;
     }
     }
     /* Idle connections hold no request memory. */
-    if (c->state == CONN_IDLE && !c->request_started)
+    if (c->state == CONN_IDLE && !c->request_started) {
         request_free(c);
+        rx_park(c);
+    }
     return used;
 }
 
@@ -559,14 +623,14 @@ unsigned cz_request_worker(const cz_request *req)
 
 size_t cz_request_header_count(const cz_request *req)
 {
-    return req->conn->nheaders;
+    return req->conn->rx->nheaders;
 }
 
 int cz_request_header_at(const cz_request *req, size_t i, struct cz_str *name,
                          struct cz_str *value)
 {
     const struct conn *c = req->conn;
-    if (i >= c->nheaders)
+    if (i >= c->rx->nheaders)
         return -ENOENT;
     *name = hdr_name(c, (uint32_t)i);
     *value = str_trim(hdr_value(c, (uint32_t)i));
@@ -577,7 +641,7 @@ struct cz_str cz_request_header(const cz_request *req, const char *name)
 {
     const struct conn *c = req->conn;
     size_t n = strlen(name);
-    for (uint32_t i = 0; i < c->nheaders; i++) {
+    for (uint32_t i = 0; i < c->rx->nheaders; i++) {
         struct cz_str hn = hdr_name(c, i);
         if (hn.len == n && strncasecmp(hn.ptr, name, n) == 0)
             return str_trim(hdr_value(c, i));

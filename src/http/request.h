@@ -7,9 +7,14 @@
 #include <stddef.h>
 
 struct conn;
+struct worker;
 
-/* Reset the parser for a new connection. */
-void request_parser_init(struct conn *c);
+/* How long a silent keep-alive connection keeps its parse state. */
+#define RX_IDLE_MS 1000
+/* Free c's parse state (connection closing). */
+void request_rx_free(struct conn *c);
+/* Tick: free the parse state of connections silent for RX_IDLE_MS. */
+void request_rx_sweep(struct worker *w);
 /* Parse bytes; dispatches every complete request.  Returns the bytes used:
  * less than len only when the parser paused because output is backed up
  * (c->read_paused) or the connection is to close after its response. */

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "fs/filecache.h"
 #include "http/http.h"
+#include "http/request.h"
 #include "http/static.h"
 
 #define TICK_MS 100
@@ -456,6 +457,7 @@ static void on_tick(struct worker *w)
     if (!w->stopping && atomic_load(&w->srv->stop_requested))
         begin_stop(w);
     memguard_apply(w);
+    request_rx_sweep(w);
     release_when_idle(w);
     worker_update_date(w);
     conn_timers_expire(w);
@@ -841,6 +843,7 @@ int cz_server_run(cz_server *srv)
         w->id = i;
         w->cpu = cfg->no_pin ? -1 : cpus[i % (unsigned)ncpu];
         list_init(&w->conns);
+        list_init(&w->rx_idle);
         for (int k = 0; k < TIMER_MAX; k++)
             list_init(&w->timers[k]);
         rc = open_listener(srv, srv->port, true, err, errlen);

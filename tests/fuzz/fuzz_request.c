@@ -344,6 +344,7 @@ static void worker_basics(struct worker *x, unsigned id)
     x->cpu = -1;
     x->listen_fd = x->wake_fd = -1;
     list_init(&x->conns);
+    list_init(&x->rx_idle);
     for (int k = 0; k < TIMER_MAX; k++)
         list_init(&x->timers[k]);
     /* A real ring: SQE preparation and buffer registration are the real

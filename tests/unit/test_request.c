@@ -42,6 +42,7 @@ static void setup(void)
     memset(&w, 0, sizeof(w));
     w.srv = srv;
     list_init(&w.conns);
+    list_init(&w.rx_idle);
     for (int k = 0; k < TIMER_MAX; k++)
         list_init(&w.timers[k]);
     w.router = cz_router_create();
@@ -64,7 +65,6 @@ static struct conn *conn_new(void)
     struct conn *c = calloc(1, sizeof(*c));
     c->w = &w;
     c->state = CONN_IDLE;
-    request_parser_init(c);
     return c;
 }
 
@@ -89,8 +89,7 @@ static void collect(struct conn *c, char *statuses, size_t cap, char **out)
 static void conn_free(struct conn *c)
 {
     output_free(c);
-    request_free(c);
-    catzilla_request_free(c->held);
+    request_rx_free(c);
     list_del(&c->timer_link);
     free(c);
 }
@@ -215,18 +214,33 @@ Test(request, idle_connection_holds_no_request_memory)
 {
     struct conn *c = conn_new();
     const char *two = "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n";
+    cr_assert_null(c->rx, "a new connection has no parse state");
+    w.now_ms = 1000;
     request_parse(c, two, strlen(two));
-    cr_assert_null(c->scratch);
-    cr_assert_null(c->hdr_offs);
-    cr_assert_null(c->body);
+    cr_assert_not_null(c->rx);
+    cr_assert_null(c->rx->scratch);
+    cr_assert_null(c->rx->hdr_offs);
+    cr_assert_null(c->rx->body);
     cr_assert_eq(c->state, CONN_IDLE);
     /* A partial request keeps what it needs, and only that. */
     request_parse(c, "GET /plain", 10);
-    cr_assert_not_null(c->scratch);
+    cr_assert_not_null(c->rx->scratch);
     cr_assert_eq(c->state, CONN_HEAD);
     request_parse(c, "text HTTP/1.1\r\nHost: a\r\n\r\n", 26);
-    cr_assert_null(c->scratch);
+    cr_assert_null(c->rx->scratch);
     cr_assert_eq(c->state, CONN_IDLE);
+    /* Parked between requests; freed once silent for RX_IDLE_MS. */
+    w.now_ms += RX_IDLE_MS - 1;
+    request_rx_sweep(&w);
+    cr_assert_not_null(c->rx, "a busy keep-alive connection keeps its parse state");
+    w.now_ms += 1;
+    request_rx_sweep(&w);
+    cr_assert_null(c->rx, "a silent connection is its struct conn alone");
+    cr_assert(list_empty(&w.rx_idle));
+    /* And it parses again from scratch. */
+    request_parse(c, two, strlen(two));
+    cr_assert_eq(c->state, CONN_IDLE);
+    cr_assert_eq(c->requests, 5);
     conn_free(c);
 }
 
