@@ -66,7 +66,7 @@ struct snapshot {
     uint64_t requests;
     size_t registered_bytes;
     int mem_level;
-    uint64_t purges, cache_drops, accept_pauses, body_waits;
+    uint64_t purges, cache_drops, accept_pauses, body_waits, body_bytes;
     struct catzilla_memory_stats mem;
 };
 
@@ -107,6 +107,7 @@ static void take_snapshot(struct worker *w, struct snapshot *s)
     s->requests = atomic_load_explicit(&w->stats.requests, memory_order_relaxed);
     s->registered_bytes = w->registered_bytes;
     s->mem_level = w->mem_level;
+    s->body_bytes = w->body_rx_bytes;
     s->purges = atomic_load_explicit(&w->mem_actions.purges, memory_order_relaxed);
     s->cache_drops = atomic_load_explicit(&w->mem_actions.cache_drops, memory_order_relaxed);
     s->accept_pauses = atomic_load_explicit(&w->mem_actions.accept_pauses, memory_order_relaxed);
@@ -173,10 +174,11 @@ static void build_stats_json(const struct cz_server *srv, struct stats_gather *g
         jprintf(b, "%s{\"id\":%u,\"cpu\":%d,\"ok\":%s,\"connections\":%" PRIu32
                    ",\"requests\":%" PRIu64 ",\"registered_bytes\":%zu,\"memory_level\":\"%s\","
                    "\"memory_actions\":{\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64
-                   ",\"accept_pauses\":%" PRIu64 ",\"body_waits\":%" PRIu64 "},\"arenas\":{",
+                   ",\"accept_pauses\":%" PRIu64 ",\"body_waits\":%" PRIu64 "},\"body_bytes\":%" PRIu64
+                   ",\"arenas\":{",
                 i ? "," : "", s->id, s->cpu, s->ok ? "true" : "false", s->connections,
                 s->requests, s->registered_bytes, memguard_level_name(s->mem_level), s->purges,
-                s->cache_drops, s->accept_pauses, s->body_waits);
+                s->cache_drops, s->accept_pauses, s->body_waits, s->body_bytes);
         for (int k = 0; k < CATZILLA_ARENA_MAX; k++)
             json_arena(b, arena_names[k], &s->mem.arenas[k], k == CATZILLA_ARENA_MAX - 1);
         jprintf(b, "}}");

@@ -85,6 +85,7 @@ struct cz_response {
     size_t body_len, body_cap;
     char *moved_body;       /* the request's body, sent as it is (response_move_request_body) */
     size_t moved_len;
+    uint32_t moved_charge;  /* its share of the memory guard's body budget */
     char hdr_inline[256];
     char body_inline[512];
 };

@@ -366,6 +366,11 @@ void memguard_body_done(struct conn *c)
     c->rx->body_charge = 0;
 }
 
+void memguard_uncharge(struct worker *w, uint32_t bytes)
+{
+    w->body_rx_bytes -= bytes;
+}
+
 void memguard_admit_waiters(struct worker *w)
 {
     while (w->body_wait_head && fits(w, w->body_wait_head->rx->body_charge)) {

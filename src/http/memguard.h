@@ -15,7 +15,8 @@
  * With a limit, request bodies under reception are also budgeted: at most a
  * quarter of the limit per worker share (half that at high), admitted in
  * arrival order; a request over budget waits with its connection's reading
- * paused instead of failing.  One body is always admitted, however large, so
+ * paused instead of failing.  A body handed on to the response (echo) keeps
+ * its budget until the block is freed after sending.  One body is always admitted, however large, so
  * nothing waits forever.
  *
  * A level is left 5 points below where it was entered, so it does not flap.
@@ -83,6 +84,9 @@ bool memguard_blocks_accept(const struct worker *w);
 bool memguard_admit_body(struct conn *c, uint64_t len);
 /* c's body is complete or abandoned (or c closes while waiting). */
 void memguard_body_done(struct conn *c);
+/* A body block that kept its budget after the request (an echoed body in the
+ * output queue) is freed. */
+void memguard_uncharge(struct worker *w, uint32_t bytes);
 /* End of a loop turn, and tick: let waiting bodies in as budget allows. */
 void memguard_admit_waiters(struct worker *w);
 

@@ -58,6 +58,7 @@ struct outseg {
             struct cz_cache_entry *entry; /* NULL for SEG_BLOCK */
             const char *ptr;
             uint32_t len;
+            uint32_t charge; /* SEG_BLOCK: the memory guard's body budget it holds */
         } cached; /* also SEG_BLOCK: an owned request-arena block */
         struct {
             struct out_file *f;
@@ -226,8 +227,10 @@ static void seg_free(struct conn *c, struct outseg *s)
 {
     if (s->kind == SEG_CACHED)
         cz_filecache_release(s->u.cached.entry);
-    else if (s->kind == SEG_BLOCK)
+    else if (s->kind == SEG_BLOCK) {
+        memguard_uncharge(c->w, s->u.cached.charge);
         catzilla_request_free((void *)s->u.cached.ptr);
+    }
     else if (s->kind == SEG_FILE)
         file_unref(c, s->u.file.f);
     catzilla_response_free(s);
@@ -318,7 +321,7 @@ int output_append_cached(struct conn *c, struct cz_cache_entry *e, uint64_t off,
     return 0;
 }
 
-int output_append_request_block(struct conn *c, char *block, size_t len)
+int output_append_request_block(struct conn *c, char *block, size_t len, uint32_t charge)
 {
     if (len > UINT32_MAX)
         return -EINVAL;
@@ -327,6 +330,7 @@ int output_append_request_block(struct conn *c, char *block, size_t len)
         return -ENOMEM;
     s->u.cached.ptr = block;
     s->u.cached.len = (uint32_t)len;
+    s->u.cached.charge = charge;
     seg_link(c, s, len);
     return 0;
 }

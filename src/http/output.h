@@ -57,7 +57,7 @@ int output_append(struct conn *c, const void *data, size_t len);
 char *output_reserve(struct conn *c, size_t len);
 /* Queue a block of the request arena as it is, taking ownership of it (it
  * is freed once sent; on failure the caller still owns it). */
-int output_append_request_block(struct conn *c, char *block, size_t len);
+int output_append_request_block(struct conn *c, char *block, size_t len, uint32_t charge);
 /* len bytes of a cached body starting at off; takes its own reference. */
 int output_append_cached(struct conn *c, struct cz_cache_entry *e, uint64_t off, uint32_t len);
 

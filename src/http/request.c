@@ -71,17 +71,18 @@ void request_free(struct conn *c)
     request_reset(c);
 }
 
-char *request_take_body(struct conn *c, size_t *len)
+char *request_take_body(struct conn *c, size_t *len, uint32_t *charge)
 {
-    if (!c->rx) {
-        *len = 0;
-        return NULL;
-    }
-    char *b = c->rx->body_len ? c->rx->body : NULL;
-    *len = b ? c->rx->body_len : 0;
+    struct conn_rx *x = c->rx;
+    char *b = x && x->body_len ? x->body : NULL;
+    *len = b ? x->body_len : 0;
+    *charge = 0;
     if (b) {
-        c->rx->body = NULL;
-        c->rx->body_len = c->rx->body_cap = 0;
+        /* The block keeps its share of the body budget until it is freed. */
+        *charge = x->body_charge < x->body_len ? x->body_charge : (uint32_t)x->body_len;
+        x->body_charge -= *charge;
+        x->body = NULL;
+        x->body_len = x->body_cap = 0;
     }
     return b;
 }

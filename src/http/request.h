@@ -5,6 +5,7 @@
 #define CZ_HTTP_REQUEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct conn;
 struct worker;
@@ -23,7 +24,7 @@ size_t request_parse(struct conn *c, const char *data, size_t len);
 void request_parser_resume(struct conn *c);
 /* Take the body of the request being dispatched (request-arena block, the
  * caller frees it with catzilla_request_free); NULL if it has none. */
-char *request_take_body(struct conn *c, size_t *len);
+char *request_take_body(struct conn *c, size_t *len, uint32_t *charge);
 /* Drop a partially received request (connection closing). */
 void request_abort(struct conn *c);
 /* Free all request memory held by the connection. */

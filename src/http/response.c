@@ -185,6 +185,7 @@ void response_init(struct cz_response *res, struct conn *c, int status)
     res->deferred = false;
     res->moved_body = NULL;
     res->moved_len = 0;
+    res->moved_charge = 0;
     res->hdr = res->hdr_inline;
     res->hdr_len = 0;
     res->hdr_cap = sizeof(res->hdr_inline);
@@ -199,7 +200,9 @@ void response_release(struct cz_response *res)
         catzilla_response_free(res->hdr);
     if (res->body != res->body_inline)
         catzilla_response_free(res->body);
-    catzilla_request_free(res->moved_body); /* not queued (HEAD, or an error) */
+    if (res->moved_body) /* not queued (HEAD, or an error) */
+        memguard_uncharge(res->conn->w, res->moved_charge);
+    catzilla_request_free(res->moved_body);
     res->moved_body = NULL;
     res->hdr = res->body = NULL;
 }
@@ -304,12 +307,16 @@ int cz_response_send(cz_response *res, int status, const char *content_type, con
 int response_move_request_body(struct cz_response *res, const struct cz_request *req)
 {
     size_t len;
-    char *b = request_take_body(req->conn, &len);
+    uint32_t charge;
+    char *b = request_take_body(req->conn, &len, &charge);
     if (!b)
         return -EINVAL;
+    if (res->moved_body)
+        memguard_uncharge(res->conn->w, res->moved_charge);
     catzilla_request_free(res->moved_body);
     res->moved_body = b;
     res->moved_len = len;
+    res->moved_charge = charge;
     res->body_len = 0;
     return 0;
 }
@@ -346,7 +353,7 @@ int response_finish(struct cz_response *res, const struct cz_request *req)
     if (rc || !body || req->head)
         return rc;
     if (res->moved_body) {
-        rc = output_append_request_block(c, res->moved_body, res->moved_len);
+        rc = output_append_request_block(c, res->moved_body, res->moved_len, res->moved_charge);
         if (!rc)
             res->moved_body = NULL;
         return rc;

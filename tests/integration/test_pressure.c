@@ -228,6 +228,11 @@ Test(pressure, critical_admits_one_body_at_a_time, .fini = teardown)
     response_free(&r);
     set_usage(0.10);
     wait_level(fd, "ok");
+    /* Both bodies answered and freed: nothing is left charged. */
+    send_str(fd, "GET /_catzilla/stats HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_not_null(strstr(r.body, "\"body_bytes\":0,"), "%s", r.body);
+    response_free(&r);
     tcp_close(a);
     tcp_close(b);
     tcp_close(fd);
