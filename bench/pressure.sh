@@ -63,7 +63,11 @@ echo "limit ${LIMIT_MIB} MiB, ${DURATION} s, $(basename "$BIN") ${CATZILLA_EXTRA
 echo "server alive: $alive   OOM kills: $ooms   limit hits (failcnt): $(cat "$CG/memory.failcnt")"
 kmem=$(cat "$CG/memory.kmem.max_usage_in_bytes" 2>/dev/null || echo 0)
 echo "cgroup max usage: $(( $(cat "$CG/memory.max_usage_in_bytes") / 1024 )) KiB (kernel memory $((kmem / 1024)) KiB)   server peak RSS: $peak KiB"
-awk -v t="$total" -v f="$failed" 'BEGIN { printf "requests: %d   failed: %d (%.3f %%)\n", t, f, t ? 100 * f / t : 0 }'
+if [ "$alive" = yes ]; then
+    awk -v t="$total" -v f="$failed" 'BEGIN { printf "requests: %d   failed: %d (%.3f %%)\n", t, f, t ? 100 * f / t : 0 }'
+else
+    echo "requests answered before the kill: $total   errors after it (refused connects etc.): $failed"
+fi
 if [ -n "$stats" ]; then
     python3 -c 'import json, sys; g = json.load(sys.stdin)["totals"]["memory_guard"]; print("guard:", ", ".join(f"{k} {v}" for k, v in g.items()))' <<<"$stats"
 fi
