@@ -72,6 +72,7 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(muzzy_decay_ms,       INT,      30000,    NULL,      0,    3600000,    "jemalloc muzzy page decay for the worker arenas") \
   X(no_background_thread, BOOL,     0,        NULL,      0,    1,          "disable jemalloc's background purging thread") \
   X(memory_limit,         SIZE,     0,        NULL,      0,    1024*CZ_GIB, "memory budget; 0 = the cgroup's limit (memory.max/high or memory.limit_in_bytes), if any") \
+  X(arena_trim,           DURATION, 100,      NULL,      0,    3600000,    "a busy worker returns its request and response arenas' free pages this often; 0 = never") \
   X(idle_release,         DURATION, 10000,    NULL,      0,    3600000,    "a worker idle this long purges its arenas and drops its receive-buffer pages; 0 = never") \
   X(request_dirty_decay_ms, INT,      1000,     NULL,      -1,   3600000,    "dirty page decay of the request arenas (short-lived bodies); -1 = --dirty-decay-ms") \
   X(request_muzzy_decay_ms, INT,      0,        NULL,      -1,   3600000,    "muzzy page decay of the request arenas; -1 = --muzzy-decay-ms") \

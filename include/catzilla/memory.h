@@ -163,6 +163,12 @@ int catzilla_memory_get_stats(struct catzilla_memory_stats *out);
  * Live allocations are untouched.  Returns 0 or -errno. */
 int catzilla_memory_optimize(void);
 
+/* Return the free pages of the calling thread's short-lived arenas (request,
+ * response) to the kernel now, without flushing tcaches: what a busy worker
+ * calls periodically so freed bodies are not kept for a whole decay period.
+ * No-op without arenas and on libc.  Returns 0 or -errno. */
+int catzilla_memory_trim(void);
+
 /* Memory pressure on the calling thread's arenas.  on: every kind but static
  * returns freed pages at once (dirty and muzzy decay 0, which also purges what
  * is dirty now); off: the decay times of the current options come back.

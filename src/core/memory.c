@@ -630,6 +630,16 @@ int catzilla_memory_optimize(void)
     return 0;
 }
 
+int catzilla_memory_trim(void)
+{
+    int r;
+
+    if (!tls.ready)
+        return 0;
+    r = ctl_arena_void(tls.arena[CATZILLA_ARENA_REQUEST], "purge");
+    return r != 0 ? r : ctl_arena_void(tls.arena[CATZILLA_ARENA_RESPONSE], "purge");
+}
+
 int catzilla_memory_pressure(bool on)
 {
     char name[64];
@@ -764,6 +774,11 @@ int catzilla_memory_pressure(bool on)
 {
     if (on)
         malloc_trim(0);
+    return 0;
+}
+
+int catzilla_memory_trim(void)
+{
     return 0;
 }
 

@@ -185,6 +185,7 @@ struct worker {
     bool tick_armed;
     bool memory_released;     /* idle: arenas purged, receive-buffer pages dropped */
     uint64_t last_active_ms;  /* last accept or receive */
+    uint64_t last_trim_ms;    /* last catzilla_memory_trim (--arena-trim) */
     bool accept_paused;
     bool stopping;
     uint64_t stop_deadline_ms;

@@ -450,6 +450,18 @@ static void on_wake(struct worker *w)
     memguard_apply(w);
 }
 
+/* A busy worker returns the free pages of its request and response arenas
+ * every --arena-trim: under a churn of large bodies jemalloc's decay alone
+ * keeps up to a decay period's worth of freed bodies resident. */
+static void trim_arenas(struct worker *w)
+{
+    long every = w->srv->cfg.arena_trim;
+    if (every <= 0 || w->memory_released || w->now_ms - w->last_trim_ms < (uint64_t)every)
+        return;
+    w->last_trim_ms = w->now_ms;
+    catzilla_memory_trim();
+}
+
 static void on_tick(struct worker *w)
 {
     w->tick_armed = false;
@@ -458,6 +470,7 @@ static void on_tick(struct worker *w)
         begin_stop(w);
     memguard_apply(w);
     request_rx_sweep(w);
+    trim_arenas(w);
     release_when_idle(w);
     worker_update_date(w);
     conn_timers_expire(w);

@@ -765,6 +765,38 @@ Test(memory, per_kind_tcache_can_be_turned_off)
     cr_assert_eq(catzilla_memory_init(&reset), 0);
 }
 
+/* trim gives the free pages of the request and response arenas back at once,
+ * whatever their decay time. */
+Test(memory, trim_returns_the_short_lived_arenas_free_pages)
+{
+    cr_assert_eq(catzilla_memory_thread_init(), 0);
+#if CZ_ALLOCATOR_JEMALLOC
+    for (int k = CATZILLA_ARENA_REQUEST; k <= CATZILLA_ARENA_RESPONSE; k++) {
+        unsigned a = (unsigned)catzilla_memory_arena_index(kinds[k]);
+        char name[64];
+        ssize_t forever = 3600000;
+        snprintf(name, sizeof(name), "arena.%u.dirty_decay_ms", a);
+        cr_assert_eq(mallctl(name, NULL, NULL, &forever, sizeof(forever)), 0);
+        char *p = catzilla_alloc(kinds[k], 2 << 20);
+        memset(p, 1, 2 << 20);
+        catzilla_free(kinds[k], p);
+        snprintf(name, sizeof(name), "stats.arenas.%u.pdirty", a);
+        uint64_t epoch = 1;
+        size_t dirty = 0, len = sizeof(dirty);
+        cr_assert_eq(mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch)), 0);
+        cr_assert_eq(mallctl(name, &dirty, &len, NULL, 0), 0);
+        cr_assert_geq(dirty, (size_t)(2 << 20) / 4096, "kind %d: the freed block stays dirty", k);
+        cr_assert_eq(catzilla_memory_trim(), 0);
+        cr_assert_eq(mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch)), 0);
+        cr_assert_eq(mallctl(name, &dirty, &len, NULL, 0), 0);
+        cr_assert_eq(dirty, 0, "kind %d: trim purged it", k);
+    }
+#else
+    cr_assert_eq(catzilla_memory_trim(), 0);
+#endif
+    catzilla_memory_thread_exit();
+}
+
 struct index_probe {
     int index[NKINDS];
 };
