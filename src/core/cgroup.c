@@ -278,15 +278,25 @@ static int cgroup_line(char *line, struct cg_paths *p)
     return 0;
 }
 
+/* Open root + rel read-only: a descriptor or -errno (-ENAMETOOLONG when the
+ * path does not fit). */
+static int open_under(const char *root, size_t rootlen, const char *rel)
+{
+    char path[FILE_PATH_MAX];
+    size_t rl = strlen(rel);
+    if (rootlen + rl + 1 > sizeof(path))
+        return -ENAMETOOLONG;
+    memcpy(path, root, rootlen);
+    memcpy(path + rootlen, rel, rl + 1);
+    return open_ro(path);
+}
+
 /* Returns 0 (a missing file leaves both paths absent) or -errno. */
 static int read_proc_cgroup(const char *root, size_t rootlen, struct cg_paths *p)
 {
-    char path[FILE_PATH_MAX], buf[LINE_BUF];
+    char buf[LINE_BUF];
     p->v1_rc = p->v2_rc = 0;
-    if (rootlen + sizeof("/proc/self/cgroup") > sizeof(path))
-        return -ENAMETOOLONG;
-    snprintf(path, sizeof(path), "%.*s/proc/self/cgroup", (int)rootlen, root);
-    int fd = open_ro(path);
+    int fd = open_under(root, rootlen, "/proc/self/cgroup");
     if (fd < 0)
         return fd == -ENOENT ? 0 : fd;
     struct line_reader r;
@@ -377,11 +387,8 @@ static int mount_line(char *line, int version, const char *cgpath, const char *r
 static int find_mount(const char *root, size_t rootlen, int version, const char *cgpath,
                       struct mount_dir *m)
 {
-    char path[FILE_PATH_MAX], buf[LINE_BUF];
-    if (rootlen + sizeof("/proc/self/mountinfo") > sizeof(path))
-        return -ENAMETOOLONG;
-    snprintf(path, sizeof(path), "%.*s/proc/self/mountinfo", (int)rootlen, root);
-    int fd = open_ro(path);
+    char buf[LINE_BUF];
+    int fd = open_under(root, rootlen, "/proc/self/mountinfo");
     if (fd < 0)
         return fd == -ENOENT ? 0 : fd;
     struct line_reader r;

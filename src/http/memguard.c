@@ -209,14 +209,9 @@ static void *monitor(void *arg)
             continue;
         atomic_store(&g->level, next);
         atomic_fetch_add_explicit(&g->changes, 1, memory_order_relaxed);
-        if (next > cur)
-            cz_log_warn("memory pressure %s -> %s: %.1f of %.1f MiB", memguard_level_name(cur),
-                        memguard_level_name(next), (double)usage / 1048576.0,
-                        (double)g->limit / 1048576.0);
-        else
-            cz_log_info("memory pressure %s -> %s: %.1f of %.1f MiB", memguard_level_name(cur),
-                        memguard_level_name(next), (double)usage / 1048576.0,
-                        (double)g->limit / 1048576.0);
+        cz_log(next > cur ? CZ_LOG_WARN : CZ_LOG_INFO, "memory pressure %s -> %s: %.1f of %.1f MiB",
+               memguard_level_name(cur), memguard_level_name(next), (double)usage / 1048576.0,
+               (double)g->limit / 1048576.0);
         wake_workers(srv);
     }
     return NULL;
