@@ -89,6 +89,11 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(cache_tcache,         BOOL,     1,        NULL,      0,    1,          "thread cache for the cache arenas (connection state)") \
   X(static_tcache,        BOOL,     0,        NULL,      0,    1,          "thread cache for the static arenas (rare, large blocks)") \
   X(task_tcache,          BOOL,     0,        NULL,      0,    1,          "thread cache for the task arenas (stats, timers)") \
+  /* operations */ \
+  X(admin,                STRING,   0,        "127.0.0.1:9090", 0, 0,    "where /_catzilla/* (health, stats, metrics, dashboard) is served: off, same (the main listener) or ADDR:PORT of its own listener") \
+  X(access_log,           STRING,   0,        "off",     0,    0,          "access log: a file PATH (appended to), - for stdout, or off") \
+  X(access_log_format,    STRING,   0,        "combined", 0,   0,          "access log line format: combined (Apache/nginx) or json") \
+  X(access_log_buffer,    SIZE,     64*CZ_KIB, NULL,     4096, 16*CZ_MIB, "per-worker access log buffer; written through the ring on each tick or when full") \
   /* logging */ \
   X(log_level,            LOGLEVEL, CZ_LOG_INFO, NULL,   0,    3,          "error|warn|info|debug")
 /* clang-format on */

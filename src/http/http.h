@@ -14,6 +14,7 @@
 
 #include "catzilla/catzilla.h"
 #include "core/ring.h"
+#include "http/accesslog.h"
 #include "http/memguard.h"
 #include "http/output.h"
 #include "http/router.h"
@@ -23,6 +24,8 @@ struct cz_mime;
 struct output_worker; /* src/http/output.c */
 struct stats_gather;  /* src/http/builtin.c */
 struct file_job;      /* src/http/static.c */
+struct accesslog;     /* src/http/accesslog.c */
+struct accesslog_worker;
 
 /* Operation tags carried in the low bits of user_data. */
 enum op_tag {
@@ -41,6 +44,7 @@ enum op_tag {
     OP_MSG_SENT, /* completion of our own MSG_RING submission */
     OP_FS,       /* open, statx or read of a file job; ptr = job (static.c) */
     OP_PROBE,    /* SIOCOUTQ of a socket whose send waits; ptr = conn */
+    OP_LOG,      /* write of an access log buffer; ptr = its buffer (accesslog.c) */
     OP_MAX
 };
 
@@ -199,6 +203,7 @@ struct worker {
     struct conn *flush_list;
     struct conn *free_list;   /* closed conns, freed at the end of the loop turn */
     struct stats_gather *gathers; /* stats requests of this worker still gathering */
+    struct accesslog_worker *alog; /* private to accesslog.c; NULL when the log is off */
 
     char date[40];            /* "Date: ...\r\n" rebuilt once a second */
     size_t date_len;
@@ -241,6 +246,7 @@ struct cz_server {
     pthread_cond_t start_cond;
     unsigned started;
     struct memguard guard;
+    struct accesslog *alog;   /* private to accesslog.c; NULL when the log is off */
 };
 
 /* --- src/http/conn.c: the worker thread of c only --- */
