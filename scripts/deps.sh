@@ -7,10 +7,11 @@ base="build-essential pkg-config liburing-dev libjemalloc-dev node-llhttp"
 case "${1:-all}" in
     run)   want="$base" ;;
     # strace and curl: a test proves the workers make no file system calls.
-    test)  want="$base libcriterion-dev strace curl" ;;
+    # prometheus: promtool checks /_catzilla/metrics.
+    test)  want="$base libcriterion-dev strace curl prometheus" ;;
     bench) want="$base wrk nginx-light h2o gnuplot-nox python3" ;;
     fuzz)  want="$base clang libclang-rt-14-dev" ;;
-    all)   want="$base libcriterion-dev strace curl wrk nginx-light h2o gnuplot-nox python3" ;;
+    all)   want="$base libcriterion-dev strace curl prometheus wrk nginx-light h2o gnuplot-nox python3" ;;
     *)     echo "usage: $0 run|test|bench|fuzz|all" >&2; exit 2 ;;
 esac
 

@@ -170,6 +170,18 @@ void cz_filecache_set_budget(struct cz_filecache *fc, size_t bytes)
     evict(fc, bytes);
 }
 
+void cz_filecache_clear(struct cz_filecache *fc, const struct cz_mime *mime)
+{
+    while (fc->lru_head)
+        table_remove(fc, fc->lru_head);
+    fc->env.mime = mime;
+}
+
+size_t cz_filecache_bytes(const struct cz_filecache *fc)
+{
+    return fc ? fc->data_bytes : 0;
+}
+
 static struct cz_file_id file_id_of_statx(const struct statx *stx)
 {
     return (struct cz_file_id){

@@ -98,6 +98,11 @@ void cz_filecache_data_done(struct cz_filecache *fc, struct cz_cache_entry *e, c
  * every cached body now and caches none until it is raised again); contents
  * above the new budget are evicted at once, least recently used first. */
 void cz_filecache_set_budget(struct cz_filecache *fc, size_t bytes);
+/* Forget every entry (in-flight sends keep theirs) and look MIME types up
+ * in mime from now on (the owner keeps the old table alive for those). */
+void cz_filecache_clear(struct cz_filecache *fc, const struct cz_mime *mime);
+/* Bytes of file contents held now; 0 for NULL. */
+size_t cz_filecache_bytes(const struct cz_filecache *fc);
 void cz_filecache_ref(struct cz_cache_entry *e);
 void cz_filecache_release(struct cz_cache_entry *e);
 

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "catzilla/catzilla.h"
 
@@ -62,7 +63,14 @@ void accesslog_flush(struct worker *w);
 void accesslog_on_cqe(struct worker *w, struct io_uring_cqe *cqe);
 /* A write is in flight: the worker must not tear its ring down yet. */
 bool accesslog_busy(const struct worker *w);
+/* At the shutdown deadline: stop writing (a stalled pipe must not keep the
+ * worker alive); what is not written is dropped. */
+void accesslog_cancel(struct worker *w);
 /* Lines this worker dropped (no free buffer, or a failed write). */
 uint64_t accesslog_dropped(const struct worker *w);
+
+/* One line, newline included, as the worker writes it (json: the JSON
+ * format, else combined); at most min(cap, PIPE_BUF) bytes.  For tests. */
+size_t accesslog_format_line(int json, const struct reqlog *r, time_t now, char *out, size_t cap);
 
 #endif

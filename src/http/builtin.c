@@ -1,5 +1,7 @@
-/* Built-in routes: /plaintext, /json, /echo (TechEmpower conventions),
- * /_catzilla/health and /_catzilla/stats.  Stats are gathered through the
+/* Built-in routes: /plaintext, /json, /echo (TechEmpower conventions), and
+ * the admin surface: /_catzilla/health, /_catzilla/stats (JSON),
+ * /_catzilla/metrics (Prometheus) and the dashboard.  Stats and metrics are
+ * gathered through the
  * rings: the worker that got the request sends IORING_OP_MSG_RING to every
  * other worker, each fills its own slot on its own thread, and replies the
  * same way; no worker ever reads another worker's state.
@@ -14,6 +16,7 @@
 #include "catzilla/memory.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "http/report.h"
 
 static int on_plaintext(const cz_request *req, cz_response *res, void *ud)
 {
@@ -58,18 +61,6 @@ static int on_health(const cz_request *req, cz_response *res, void *ud)
 
 /* ---------- stats ---------- */
 
-struct snapshot {
-    bool ok;
-    unsigned id;
-    int cpu;
-    uint32_t connections;
-    uint64_t requests;
-    size_t registered_bytes;
-    int mem_level;
-    uint64_t purges, cache_drops, accept_pauses, body_waits, body_bytes;
-    struct catzilla_memory_stats mem;
-};
-
 enum msg_phase { MSG_REQUEST, MSG_REPLY };
 
 /* A peer that has not answered by then is reported as not ok: a stopped or
@@ -95,131 +86,10 @@ struct stats_gather {
     unsigned pending;
     unsigned n;
     bool head, close;
+    enum { REPORT_STATS, REPORT_METRICS } kind;
     struct stats_msg *msgs;
     struct snapshot *snaps;
 };
-
-static void take_snapshot(struct worker *w, struct snapshot *s)
-{
-    s->id = w->id;
-    s->cpu = w->cpu;
-    s->connections = w->nconns;
-    s->requests = atomic_load_explicit(&w->stats.requests, memory_order_relaxed);
-    s->registered_bytes = w->registered_bytes;
-    s->mem_level = w->mem_level;
-    s->body_bytes = w->body_rx_bytes;
-    s->purges = atomic_load_explicit(&w->mem_actions.purges, memory_order_relaxed);
-    s->cache_drops = atomic_load_explicit(&w->mem_actions.cache_drops, memory_order_relaxed);
-    s->accept_pauses = atomic_load_explicit(&w->mem_actions.accept_pauses, memory_order_relaxed);
-    s->body_waits = atomic_load_explicit(&w->mem_actions.body_waits, memory_order_relaxed);
-    s->ok = catzilla_memory_get_stats(&s->mem) == 0;
-}
-
-struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void jprintf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jprintf(struct jbuf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        /* No buffer yet: measure first (NULL + 0 is undefined behaviour). */
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n) * 2;
-        char *np = catzilla_task_realloc(b->p, cap);
-        if (!np) {
-            b->failed = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
-static void json_arena(struct jbuf *b, const char *name, const struct catzilla_arena_stats *a,
-                       bool last)
-{
-    jprintf(b,
-            "\"%s\":{\"index\":%d,\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,"
-            "\"metadata\":%zu,\"fragmentation\":%.4f}%s",
-            name, a->index == (unsigned)-1 ? -1 : (int)a->index, a->allocated, a->active,
-            a->resident, a->metadata, a->fragmentation, last ? "" : ",");
-}
-
-static const char *const arena_names[CATZILLA_ARENA_MAX] = {"request", "response", "cache",
-                                                            "static", "task"};
-
-static void build_stats_json(const struct cz_server *srv, struct stats_gather *g, struct jbuf *b)
-{
-    uint64_t conns = 0, reqs = 0, act[4] = {0, 0, 0, 0};
-    size_t reg = 0, alloc = 0, active = 0, resident = 0, meta = 0;
-    jprintf(b, "{\"allocator\":\"%s\",\"workers\":[", catzilla_memory_allocator());
-    for (unsigned i = 0; i < g->n; i++) {
-        const struct snapshot *s = &g->snaps[i];
-        jprintf(b, "%s{\"id\":%u,\"cpu\":%d,\"ok\":%s,\"connections\":%" PRIu32
-                   ",\"requests\":%" PRIu64 ",\"registered_bytes\":%zu,\"memory_level\":\"%s\","
-                   "\"memory_actions\":{\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64
-                   ",\"accept_pauses\":%" PRIu64 ",\"body_waits\":%" PRIu64 "},\"body_bytes\":%" PRIu64
-                   ",\"arenas\":{",
-                i ? "," : "", s->id, s->cpu, s->ok ? "true" : "false", s->connections,
-                s->requests, s->registered_bytes, memguard_level_name(s->mem_level), s->purges,
-                s->cache_drops, s->accept_pauses, s->body_waits, s->body_bytes);
-        for (int k = 0; k < CATZILLA_ARENA_MAX; k++)
-            json_arena(b, arena_names[k], &s->mem.arenas[k], k == CATZILLA_ARENA_MAX - 1);
-        jprintf(b, "}}");
-        conns += s->connections;
-        reqs += s->requests;
-        act[0] += s->purges;
-        act[1] += s->cache_drops;
-        act[2] += s->accept_pauses;
-        act[3] += s->body_waits;
-        reg += s->registered_bytes;
-        alloc += s->mem.thread_total.allocated;
-        active += s->mem.thread_total.active;
-        resident += s->mem.thread_total.resident;
-        meta += s->mem.thread_total.metadata;
-    }
-    const struct snapshot *o = &g->snaps[g->origin];
-    double frag = active ? 1.0 - (double)alloc / (double)active : 0.0;
-    if (frag < 0)
-        frag = 0;
-    jprintf(b,
-            "],\"totals\":{\"workers\":%u,\"connections\":%" PRIu64 ",\"requests\":%" PRIu64
-            ",\"registered_bytes\":%zu,\"arenas\":{\"allocated\":%zu,\"active\":%zu,"
-            "\"resident\":%zu,\"metadata\":%zu,\"fragmentation\":%.4f},"
-            "\"process\":{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"metadata\":%zu,"
-            "\"mapped\":%zu,\"retained\":%zu},",
-            g->n, conns, reqs, reg, alloc, active, resident, meta, frag,
-            o->mem.process.allocated, o->mem.process.active, o->mem.process.resident,
-            o->mem.process.metadata, o->mem.process.mapped, o->mem.process.retained);
-    const struct memguard *mg = &srv->guard;
-    jprintf(b,
-            "\"memory_guard\":{\"limit\":%" PRIu64 ",\"source\":\"%s\",\"usage\":%" PRIu64
-            ",\"peak\":%" PRIu64 ",\"level\":\"%s\",\"level_changes\":%" PRIu64
-            ",\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64 ",\"accept_pauses\":%" PRIu64
-            ",\"body_waits\":%" PRIu64 "}}}\n",
-            mg->limit, mg->source ? mg->source : "none",
-            atomic_load_explicit(&mg->usage, memory_order_relaxed),
-            atomic_load_explicit(&mg->peak, memory_order_relaxed),
-            memguard_level_name(atomic_load(&mg->level)),
-            atomic_load_explicit(&mg->changes, memory_order_relaxed), act[0], act[1], act[2],
-            act[3]);
-}
 
 static void gather_unlink(struct worker *w, struct stats_gather *g)
 {
@@ -240,7 +110,7 @@ static void gather_answer(struct worker *w, struct stats_gather *g)
      * writing its own. */
     struct stats_gather view = *g;
     view.snaps = catzilla_task_alloc(sizeof(*view.snaps) * g->n);
-    struct jbuf b = {NULL, 0, 0, false};
+    struct textbuf b = {NULL, 0, 0, false};
     if (view.snaps) {
         for (unsigned i = 0; i < g->n; i++) {
             if (i == g->origin || g->msgs[i].got) {
@@ -251,14 +121,18 @@ static void gather_answer(struct worker *w, struct stats_gather *g)
                 view.snaps[i].cpu = -1;
             }
         }
-        build_stats_json(w->srv, &view, &b);
+        if (g->kind == REPORT_METRICS)
+            report_metrics_text(w->srv, view.snaps, g->n, g->origin, &b);
+        else
+            report_stats_json(w->srv, view.snaps, g->n, g->origin, &b);
     } else {
         b.failed = true;
     }
     struct head_spec h = {
         .status = b.failed ? 503 : 200,
         .close = g->close,
-        .content_type = "application/json",
+        .content_type = g->kind == REPORT_METRICS ? "text/plain; version=0.0.4; charset=utf-8"
+                                                  : "application/json",
         .cache_control = "no-store",
         .content_length = b.failed ? 0 : (int64_t)b.len,
     };
@@ -306,10 +180,10 @@ void builtin_tick(struct worker *w)
     }
 }
 
-/* The stats handler: answer in place with one worker, gather otherwise. */
-static int on_stats(const cz_request *req, cz_response *res, void *ud)
+/* Stats and metrics: a snapshot of every worker, gathered through the rings
+ * (with one worker the answer is immediate). */
+static int start_gather(const cz_request *req, cz_response *res, int kind)
 {
-    (void)ud;
     struct conn *c = req->conn;
     struct worker *w = c->w;
     struct cz_server *srv = w->srv;
@@ -328,6 +202,7 @@ static int on_stats(const cz_request *req, cz_response *res, void *ud)
     memset(g->snaps, 0, sizeof(*g->snaps) * g->n);
     memset(g->msgs, 0, sizeof(*g->msgs) * g->n);
     g->c = c;
+    g->kind = kind;
     g->origin = w->id;
     g->head = req->head;
     g->close = !req->keep_alive;
@@ -335,7 +210,7 @@ static int on_stats(const cz_request *req, cz_response *res, void *ud)
     g->pending = 1; /* our own slot, released below */
     g->next = w->gathers;
     w->gathers = g;
-    take_snapshot(w, &g->snaps[w->id]);
+    report_snapshot(w, &g->snaps[w->id]);
 
     for (unsigned i = 0; i < g->n; i++) {
         if (i == w->id)
@@ -356,13 +231,25 @@ static int on_stats(const cz_request *req, cz_response *res, void *ud)
     return 0;
 }
 
+static int on_stats(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)ud;
+    return start_gather(req, res, REPORT_STATS);
+}
+
+static int on_metrics(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)ud;
+    return start_gather(req, res, REPORT_METRICS);
+}
+
 void builtin_on_msg(struct worker *w, struct io_uring_cqe *cqe)
 {
     struct stats_msg *m = cz_ud_ptr(io_uring_cqe_get_data64(cqe));
     struct stats_gather *g = m->g;
     if (m->phase == MSG_REQUEST) {
         /* On the peer: fill our own slot, then hand the message back. */
-        take_snapshot(w, &g->snaps[m->slot]);
+        report_snapshot(w, &g->snaps[m->slot]);
         m->phase = MSG_REPLY;
         struct worker *origin = server_worker(w->srv, g->origin);
         struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
@@ -395,7 +282,25 @@ int builtin_register(struct cz_server *srv)
         rc = rc ? rc : cz_server_route(srv, "GET", "/json", on_json, NULL);
         rc = rc ? rc : cz_server_route(srv, "*", "/echo", on_echo, NULL);
     }
-    rc = rc ? rc : cz_server_route(srv, "GET", "/_catzilla/health", on_health, NULL);
-    rc = rc ? rc : cz_server_route(srv, "GET", "/_catzilla/stats", on_stats, NULL);
-    return rc;
+    return rc ? rc : builtin_register_admin(srv);
+}
+
+int builtin_register_admin(struct cz_server *srv)
+{
+    if (srv->cfg.admin && strcmp(srv->cfg.admin, "off") == 0)
+        return 0;
+    static const struct {
+        const char *path;
+        cz_handler_fn fn;
+    } routes[] = {
+        {"/_catzilla/health", on_health},
+        {"/_catzilla/stats", on_stats},
+        {"/_catzilla/metrics", on_metrics},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int rc = server_route(srv, "GET", routes[i].path, routes[i].fn, NULL, true);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }

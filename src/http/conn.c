@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "catzilla/memory.h"
@@ -170,7 +171,22 @@ static void cancel_recv(struct conn *c)
         io_uring_prep_cancel64(sqe, cz_ud(c, OP_RECV), 0);
 }
 
-void conn_accepted(struct worker *w, int fixed_fd)
+static void set_peer(struct cz_peer *p, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        p->family = AF_INET;
+        p->port = ntohs(in4->sin_port);
+        memcpy(p->addr, &in4->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        p->family = AF_INET6;
+        p->port = ntohs(in6->sin6_port);
+        memcpy(p->addr, &in6->sin6_addr, 16);
+    }
+}
+
+void conn_accepted(struct worker *w, int fixed_fd, bool admin, const struct sockaddr *addr)
 {
     struct conn *c = catzilla_cache_alloc(sizeof(*c));
     if (!c) {
@@ -187,6 +203,9 @@ void conn_accepted(struct worker *w, int fixed_fd)
     c->w = w;
     c->fixed_fd = (unsigned)fixed_fd;
     c->state = CONN_IDLE;
+    c->admin = admin;
+    if (addr)
+        set_peer(&c->peer, addr);
     list_add_tail(&w->conns, &c->all_link);
     w->nconns++;
     atomic_store_explicit(&w->stats.connections, w->nconns, memory_order_relaxed);
@@ -350,6 +369,8 @@ void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe)
         c->recv_armed = false;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0)
+            w->metrics.rx_bytes += (uint64_t)res;
         if (res > 0 && c->state != CONN_CLOSING) {
             const char *data = (const char *)cz_bufring_addr(&w->bufs, bid);
             if (c->state == CONN_LINGER || c->close_after_send) {
@@ -528,6 +549,11 @@ void conn_close_idle(struct worker *w, unsigned max)
 
 void conn_timers_expire(struct worker *w)
 {
+    static const enum cz_timeout_kind timeout_kinds[TIMER_MAX] = {
+        [TIMER_IDLE] = CZ_TIMEOUT_KEEPALIVE, [TIMER_HEAD] = CZ_TIMEOUT_HEADER,
+        [TIMER_BODY] = CZ_TIMEOUT_BODY,      [TIMER_SEND] = CZ_TIMEOUT_SEND,
+        [TIMER_LINGER] = CZ_TIMEOUT_LINGER,
+    };
     for (int k = TIMER_IDLE; k < TIMER_MAX; k++) {
         struct list_node *h = &w->timers[k];
         while (!list_empty(h)) {
@@ -537,7 +563,10 @@ void conn_timers_expire(struct worker *w)
             conn_set_timer(c, TIMER_NONE);
             if (k == TIMER_SEND && output_send_timer(c)) {
                 conn_set_timer(c, TIMER_SEND);
-            } else if (k == TIMER_HEAD && c->request_started && !c->close_after_send &&
+                continue;
+            }
+            metrics_timeout(w, timeout_kinds[k]);
+            if (k == TIMER_HEAD && c->request_started && !c->close_after_send &&
                 output_idle(c)) {
                 response_error(c, 408, false);
             } else if (k == TIMER_BODY && !c->close_after_send && output_idle(c)) {

@@ -10,12 +10,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "catzilla/catzilla.h"
 #include "core/ring.h"
 #include "http/accesslog.h"
 #include "http/memguard.h"
+#include "http/metrics.h"
 #include "http/output.h"
 #include "http/router.h"
 
@@ -102,6 +104,7 @@ struct worker;
 struct conn_rx {
     llhttp_t parser;
     struct conn *conn;
+    uint64_t start_ns;             /* the loop turn that brought the request's first byte */
     struct list_node idle_link;    /* in the worker's rx_idle list while parked */
     uint64_t idle_since_ms;
 
@@ -145,7 +148,9 @@ struct conn {
     bool request_started : 1;
     bool error_pending : 1;       /* a parse error response was queued */
     bool body_wait : 1;           /* its body waits for memory budget (memguard.c) */
+    bool admin : 1;               /* accepted on the admin listener: only /_catzilla/... */
     uint32_t requests;            /* served on this connection */
+    struct cz_peer peer;          /* the client, when the access log needs it */
 
     /* Parse state, allocated when a request's first bytes arrive and freed
      * after the connection has been idle a while (request.c): an idle
@@ -163,6 +168,25 @@ struct worker_stats {
     _Atomic uint32_t connections;
 };
 
+/* Accepting on one listening socket.  Multishot (one SQE, no address) unless
+ * the access log wants client addresses: then ACCEPT_SLOTS single-shot
+ * accepts, each with its own address buffer (a multishot accept would write
+ * every connection's address into the same one). */
+#define ACCEPT_SLOTS 4
+struct accept_slot {
+    alignas(16) struct listener *l;
+    bool armed;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
+};
+struct listener {
+    int fd;
+    bool admin;               /* the --admin ADDR:PORT listener */
+    bool multishot;
+    struct worker *w;
+    struct accept_slot slots[ACCEPT_SLOTS];
+};
+
 /* Cache-line aligned: workers sit side by side in one array, each touched by
  * its own core only (no false sharing), and user_data tags need the low bits. */
 struct worker {
@@ -173,7 +197,8 @@ struct worker {
     struct io_uring ring;
     bool ring_ready;
     int ring_fd;         /* for MSG_RING from other workers */
-    int listen_fd;
+    struct listener lis[2];   /* main, and admin when --admin ADDR:PORT */
+    unsigned nlis;
     int wake_fd;         /* eventfd: main thread -> worker (stop) */
     uint64_t wake_buf;
     struct cz_bufring bufs;
@@ -185,7 +210,6 @@ struct worker {
     unsigned files_registered;
     size_t registered_bytes;
 
-    bool accept_armed;
     bool tick_armed;
     bool memory_released;     /* idle: arenas purged, receive-buffer pages dropped */
     uint64_t last_active_ms;  /* last accept or receive */
@@ -194,6 +218,8 @@ struct worker {
     bool stopping;
     uint64_t stop_deadline_ms;
     uint64_t now_ms;
+    uint64_t now_ns;          /* CLOCK_MONOTONIC at the start of this loop turn */
+    unsigned reload_gen;      /* the SIGHUP reload this worker has applied */
     struct __kernel_timespec tick_ts;
 
     unsigned nconns;
@@ -210,6 +236,8 @@ struct worker {
     time_t date_sec;
 
     struct worker_stats stats;
+    struct worker_metrics metrics;
+    struct req_rec *cur_req;  /* the request being answered (metrics.c) */
     uint8_t mem_level;        /* enum mem_level this worker has applied */
     uint64_t body_rx_bytes;   /* request bodies being received, as budgeted */
     struct conn *body_wait_head, *body_wait_tail;
@@ -224,6 +252,7 @@ struct route {
     cz_handler_fn fn;
     void *user_data;
     int method;               /* enum cz_method or CZ_ROUTER_ANY */
+    bool admin;               /* on the admin surface only (/_catzilla/...) */
     char *pattern;
     struct route *next;
 };
@@ -235,9 +264,18 @@ struct cz_server {
     struct worker *workers;
     unsigned nworkers;
     int port;
+    enum { ADMIN_OFF, ADMIN_SAME, ADMIN_OWN } admin_mode;
+    struct sockaddr_storage admin_addr; /* ADMIN_OWN: where, port resolved at start */
+    socklen_t admin_addrlen;
+    uint64_t start_ns;        /* CLOCK_MONOTONIC when run started (uptime) */
+    _Atomic unsigned reload_gen; /* bumped by SIGHUP; workers catch up on wake */
+    struct cz_mime *_Atomic mime_next; /* SIGHUP's table, picked up with reload_gen */
+    struct mime_retired *mime_old; /* tables replaced by SIGHUP: a file job may still
+                                    * hold an entry naming one; freed at destroy */
     _Atomic bool running;
     _Atomic bool stop_requested;
     bool handle_signals;
+    _Atomic bool signals_done; /* tells the signal thread that run is over */
     struct cz_mime *mime;
     char *root;               /* resolved docroot, NULL if none */
     int root_fd;
@@ -250,7 +288,8 @@ struct cz_server {
 };
 
 /* --- src/http/conn.c: the worker thread of c only --- */
-void conn_accepted(struct worker *w, int fixed_fd);
+/* addr: the client's address, or NULL when not asked for (multishot accept). */
+void conn_accepted(struct worker *w, int fixed_fd, bool admin, const struct sockaddr *addr);
 void conn_on_recv(struct conn *c, struct io_uring_cqe *cqe);
 /* Completion of OP_CLOSE, OP_SHUTDOWN or OP_CANCEL. */
 void conn_on_op_done(struct conn *c, enum op_tag tag, struct io_uring_cqe *cqe);
@@ -322,6 +361,12 @@ void response_text(struct conn *c, int status, bool head, bool close,
                    const struct head_spec *more);
 
 /* --- src/http/server.c --- */
+/* Paths of the admin surface (health, stats, metrics, dashboard). */
+#define CZ_ADMIN_PREFIX "/_catzilla/"
+/* cz_server_route, for a route of the admin surface when admin is true:
+ * served only where --admin puts it. */
+int server_route(struct cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
+                 void *user_data, bool admin);
 /* Stop accepting / accept again if nothing else holds accepting back. */
 void server_pause_accept(struct worker *w);
 void server_resume_accept(struct worker *w);
@@ -340,6 +385,8 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe);
 
 /* --- src/http/builtin.c --- */
 int builtin_register(struct cz_server *srv);
+/* Only the admin surface (unless --admin off). */
+int builtin_register_admin(struct cz_server *srv);
 void builtin_on_msg(struct worker *w, struct io_uring_cqe *cqe);
 void builtin_on_msg_sent(struct worker *w, struct io_uring_cqe *cqe);
 /* Stats gathers past their deadline answer with what they have. */

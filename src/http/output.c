@@ -64,6 +64,9 @@ struct outseg {
             struct out_file *f;
             uint64_t off, len; /* what is left to send */
         } file;
+        struct {
+            struct req_rec *rec; /* the request it answers (metrics.c), or NULL */
+        } defer;
     } u;
 };
 
@@ -390,6 +393,7 @@ struct outseg *output_defer(struct conn *c)
     seg_link(c, s, DEFER_COST);
     c->out.ndefer++;
     conn_hold(c);
+    s->u.defer.rec = reqrec_detach(c->w, c);
     return s;
 }
 
@@ -419,7 +423,7 @@ static void seg_replace(struct conn *c, struct outseg *d, struct outseg *first,
 void output_defer_begin(struct conn *c, struct outseg *d)
 {
     struct output *o = &c->out;
-    (void)d;
+    reqrec_enter(c->w, d->u.defer.rec);
     /* Appends go to an empty list for now; end splices it in d's place.  No
      * send can start meanwhile: flushing happens only at the end of a turn. */
     o->saved_head = o->head;
@@ -446,6 +450,7 @@ void output_defer_end(struct conn *c, struct outseg *d)
     }
     seg_replace(c, d, first, last);
     output_schedule(c);
+    reqrec_leave(c->w, d->u.defer.rec);
     catzilla_response_free(d);
     conn_release(c);
 }
@@ -531,6 +536,7 @@ static void consume(struct conn *c, uint64_t n)
  * it fires, so progress costs no timer-list work). */
 static void progress(struct conn *c, uint64_t n)
 {
+    c->w->metrics.tx_bytes += n;
     consume(c, n);
     c->out.progressed = true;
 }

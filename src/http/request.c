@@ -98,6 +98,7 @@ static int on_message_begin(llhttp_t *p)
     struct conn *c = parser_conn(p);
     request_reset(c);
     c->request_started = true;
+    c->rx->start_ns = c->w->now_ns;
     if (c->state == CONN_IDLE) {
         conn_set_state(c, CONN_HEAD);
         /* The head deadline counts from the first byte and is never extended
@@ -370,7 +371,10 @@ static int on_message_complete(llhttp_t *p)
     if (!req.keep_alive)
         c->close_after_send = true;
 
+    struct req_rec rec;
+    reqrec_begin(w, &rec, c, &req, c->rx->start_ns);
     server_dispatch(c, &req);
+    reqrec_end(w, &rec);
     memguard_body_done(c);
 
     c->request_started = false;

@@ -130,6 +130,7 @@ size_t response_head_len(const struct worker *w, const struct head_spec *h)
 
 size_t response_head_write(const struct worker *w, const struct head_spec *h, char *out)
 {
+    reqrec_head(w, h->status, h->content_length);
     const char *reason = http_reason(h->status);
     char *p = put(out, "HTTP/1.1 ", 9);
     *p++ = (char)('0' + h->status / 100 % 10);
@@ -389,6 +390,15 @@ void response_error(struct conn *c, int status, bool head)
     const struct head_spec more = {.extra = retry, .extra_len = sizeof(retry) - 1};
     c->close_after_send = true;
     c->error_pending = true;
+    /* Outside a dispatch (a malformed request, a timeout) the page is a
+     * request of its own for metrics and the access log. */
+    struct req_rec rec;
+    bool orphan = !reqrec_current(c->w, c);
+    if (orphan)
+        reqrec_begin(c->w, &rec, c, NULL,
+                     c->rx && c->request_started ? c->rx->start_ns : c->w->now_ns);
     /* 503 is only sent for a passing condition (memory pressure). */
     response_text(c, status, head, true, status == 503 ? &more : NULL);
+    if (orphan)
+        reqrec_end(c->w, &rec);
 }

@@ -29,13 +29,6 @@
 #define TICK_MS 100
 #define NOTSENT_LOWAT (128 * 1024)
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---------- set-up API ---------- */
 
 int cz_server_create(const struct cz_config *cfg, cz_server **out)
@@ -59,6 +52,12 @@ int cz_server_create(const struct cz_config *cfg, cz_server **out)
 int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
                     void *user_data)
 {
+    return server_route(srv, method, pattern, fn, user_data, false);
+}
+
+int server_route(struct cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
+                 void *user_data, bool admin)
+{
     if (atomic_load(&srv->running))
         return -EBUSY;
     if (!method || !pattern || !fn)
@@ -72,6 +71,7 @@ int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_
     r->fn = fn;
     r->user_data = user_data;
     r->method = m;
+    r->admin = admin;
     r->pattern = strdup(pattern);
     if (!r->pattern) {
         free(r);
@@ -106,16 +106,20 @@ const char *cz_server_error(const cz_server *srv)
     return srv->err;
 }
 
+static void wake_worker(struct worker *w)
+{
+    uint64_t one = 1;
+    if (w->wake_fd >= 0) {
+        ssize_t n = write(w->wake_fd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
 void cz_server_stop(cz_server *srv)
 {
     atomic_store(&srv->stop_requested, true);
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        uint64_t one = 1;
-        if (srv->workers[i].wake_fd >= 0) {
-            ssize_t w = write(srv->workers[i].wake_fd, &one, sizeof(one));
-            (void)w;
-        }
-    }
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        wake_worker(&srv->workers[i]);
 }
 
 void cz_server_destroy(cz_server *srv)
@@ -159,11 +163,31 @@ static void answer_status(struct conn *c, const struct cz_request *req, int stat
     response_text(c, status, req->head, c->close_after_send, more);
 }
 
+static bool is_admin_path(const char *p, size_t len)
+{
+    return len >= sizeof(CZ_ADMIN_PREFIX) - 1 &&
+           memcmp(p, CZ_ADMIN_PREFIX, sizeof(CZ_ADMIN_PREFIX) - 1) == 0;
+}
+
 void server_dispatch(struct conn *c, struct cz_request *req)
 {
     struct worker *w = c->w;
     enum cz_route_result rr =
         cz_router_match(w->router, req->method, req->path.ptr, req->path.len, &req->match);
+    /* The admin surface: its routes only where --admin puts them, and
+     * nothing else on its own listener. */
+    bool admin_here = c->admin || w->srv->admin_mode == ADMIN_SAME;
+    bool hidden = c->admin && rr == CZ_ROUTE_NOT_FOUND;
+    if (rr != CZ_ROUTE_NOT_FOUND) {
+        bool admin_route = rr == CZ_ROUTE_FOUND
+                               ? ((const struct route *)req->match.target)->admin
+                               : is_admin_path(req->path.ptr, req->path.len);
+        hidden = admin_route ? !admin_here : c->admin;
+    }
+    if (hidden) {
+        answer_status(c, req, 404, NULL);
+        return;
+    }
     /* A method this server does not implement at all is 501 wherever the
      * path leads, unless a route takes any method. */
     if (rr != CZ_ROUTE_FOUND && req->method < 0) {
@@ -208,9 +232,9 @@ void server_dispatch(struct conn *c, struct cz_request *req)
     answer_status(c, req, 404, NULL);
 }
 
-/* ---------- listener ---------- */
+/* ---------- listeners ---------- */
 
-static int parse_bind(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
+static int parse_addr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof(*ss));
     struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
@@ -238,15 +262,59 @@ static int parse_bind(const char *addr, int port, struct sockaddr_storage *ss, s
     return -EINVAL;
 }
 
-static int open_listener(struct cz_server *srv, int port, bool reuseport, char *err, size_t errlen)
+/* "ADDR:PORT" or "[V6]:PORT". */
+static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (parse_bind(srv->cfg.bind, port, &ss, &sl) < 0) {
-        snprintf(err, errlen, "--bind: '%s' is not an IPv4 or IPv6 address", srv->cfg.bind);
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (strchr(s, ':') != colon && s[0] != '['))
         return -EINVAL;
+    char host[64], *end;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        return -EINVAL;
+    return parse_addr(host, (int)port, ss, len);
+}
+
+static int addr_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                          : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static void set_addr_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+/* "127.0.0.1:8080" or "[::1]:8080". */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+        snprintf(out, cap, "%s:%d", host, addr_port(ss));
+    } else {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+        snprintf(out, cap, "[%s]:%d", host, addr_port(ss));
     }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+/* A listening socket on ss; flag names the option that chose the address
+ * in error messages. */
+static int open_listener(const struct cz_server *srv, const struct sockaddr_storage *ss,
+                         socklen_t sl, bool reuseport, const char *flag, char *err, size_t errlen)
+{
+    char where[INET6_ADDRSTRLEN + 16];
+    format_addr(ss, where, sizeof(where));
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "socket: %s", strerror(e));
@@ -267,19 +335,22 @@ static int open_listener(struct cz_server *srv, int port, bool reuseport, char *
      * unsent bytes wait in our queue, not in kernel memory. */
     int lowat = NOTSENT_LOWAT;
     setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+    if (bind(fd, (const struct sockaddr *)ss, sl) < 0) {
         int e = errno;
         if (e == EADDRINUSE)
             snprintf(err, errlen,
-                     "port %d on %s is already in use (another server is listening; "
-                     "choose another with --port)",
-                     port, srv->cfg.bind);
+                     "%s is already in use (another server is listening; choose another with %s)",
+                     where, flag);
         else if (e == EACCES)
-            snprintf(err, errlen, "binding port %d on %s: permission denied (ports below 1024 "
-                                  "need root or CAP_NET_BIND_SERVICE)",
-                     port, srv->cfg.bind);
+            snprintf(err, errlen,
+                     "binding %s: permission denied (ports below 1024 need root or "
+                     "CAP_NET_BIND_SERVICE)",
+                     where);
+        else if (e == EADDRNOTAVAIL)
+            snprintf(err, errlen, "binding %s: no interface has that address (check %s)", where,
+                     strcmp(flag, "--port") == 0 ? "--bind" : flag);
         else
-            snprintf(err, errlen, "bind %s:%d: %s", srv->cfg.bind, port, strerror(e));
+            snprintf(err, errlen, "bind %s: %s", where, strerror(e));
         close(fd);
         return -e;
     }
@@ -292,37 +363,135 @@ static int open_listener(struct cz_server *srv, int port, bool reuseport, char *
     return fd;
 }
 
-/* Binding without SO_REUSEPORT first proves nobody else holds the port: a
- * second Catzilla of the same user would otherwise silently share it. */
-static int probe_port(struct cz_server *srv, char *err, size_t errlen)
+/* Binding without SO_REUSEPORT first proves nobody else holds the port (a
+ * second Catzilla of the same user would otherwise silently share it), and
+ * resolves port 0 to the port every worker then binds. */
+static int probe_port(struct cz_server *srv, struct sockaddr_storage *ss, socklen_t sl,
+                      const char *flag, char *err, size_t errlen)
 {
-    int fd = open_listener(srv, (int)srv->cfg.port, false, err, errlen);
+    int fd = open_listener(srv, ss, sl, false, flag, err, errlen);
     if (fd < 0)
         return fd;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                             : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof(got);
+    getsockname(fd, (struct sockaddr *)&got, &gl);
     close(fd);
-    return port;
+    set_addr_port(ss, addr_port(&got));
+    return 0;
+}
+
+/* Where --bind/--port and --admin point, checked and with ports resolved. */
+static int resolve_addresses(struct cz_server *srv, struct sockaddr_storage *main_ss,
+                             socklen_t *main_len, char *err, size_t errlen)
+{
+    const struct cz_config *cfg = &srv->cfg;
+    if (parse_addr(cfg->bind, (int)cfg->port, main_ss, main_len) < 0) {
+        snprintf(err, errlen, "--bind: '%s' is not an IPv4 or IPv6 address", cfg->bind);
+        return -EINVAL;
+    }
+    const char *admin = cfg->admin ? cfg->admin : "off";
+    if (strcmp(admin, "off") == 0) {
+        srv->admin_mode = ADMIN_OFF;
+    } else if (strcmp(admin, "same") == 0) {
+        srv->admin_mode = ADMIN_SAME;
+    } else if (parse_hostport(admin, &srv->admin_addr, &srv->admin_addrlen) == 0) {
+        srv->admin_mode = ADMIN_OWN;
+    } else {
+        snprintf(err, errlen, "--admin: '%s' is not off, same or ADDR:PORT", admin);
+        return -EINVAL;
+    }
+    int rc = probe_port(srv, main_ss, *main_len, "--port", err, errlen);
+    if (rc < 0)
+        return rc;
+    srv->port = addr_port(main_ss);
+    if (srv->admin_mode == ADMIN_OWN)
+        rc = probe_port(srv, &srv->admin_addr, srv->admin_addrlen, "--admin", err, errlen);
+    return rc;
+}
+
+static int open_listeners(struct worker *w, const struct sockaddr_storage *main_ss,
+                          socklen_t main_len, char *err, size_t errlen)
+{
+    struct cz_server *srv = w->srv;
+    bool multishot = !accesslog_enabled(srv);
+    for (unsigned k = 0; k < 2; k++) {
+        struct listener *l = &w->lis[k];
+        l->w = w;
+        l->admin = k == 1;
+        l->multishot = multishot;
+        for (unsigned i = 0; i < ACCEPT_SLOTS; i++)
+            l->slots[i].l = l;
+    }
+    int fd = open_listener(srv, main_ss, main_len, true, "--port", err, errlen);
+    if (fd < 0)
+        return fd;
+    w->lis[0].fd = fd;
+    w->nlis = 1;
+    if (srv->admin_mode == ADMIN_OWN) {
+        fd = open_listener(srv, &srv->admin_addr, srv->admin_addrlen, true, "--admin", err,
+                           errlen);
+        if (fd < 0)
+            return fd;
+        w->lis[1].fd = fd;
+        w->nlis = 2;
+    }
+    return 0;
 }
 
 /* ---------- worker loop ---------- */
 
-static void arm_accept(struct worker *w)
+static void arm_slot(struct worker *w, struct accept_slot *s)
 {
-    if (w->accept_armed || w->stopping)
-        return;
+    struct listener *l = s->l;
     struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
     if (!sqe)
         return;
     /* Non-blocking sockets: a splice into a full socket returns what it
      * moved instead of blocking an io-wq thread (the ring's own sends and
      * receives poll either way). */
-    io_uring_prep_multishot_accept_direct(sqe, w->listen_fd, NULL, NULL, SOCK_NONBLOCK);
-    io_uring_sqe_set_data64(sqe, cz_ud(w, OP_ACCEPT));
-    w->accept_armed = true;
+    if (l->multishot) {
+        io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK);
+    } else {
+        s->addrlen = sizeof(s->addr);
+        io_uring_prep_accept(sqe, l->fd, (struct sockaddr *)&s->addr, &s->addrlen, SOCK_NONBLOCK);
+        /* Into a free direct descriptor.  Set here: liburing 2.3's
+         * prep_accept_direct does not translate IORING_FILE_INDEX_ALLOC. */
+        sqe->file_index = IORING_FILE_INDEX_ALLOC;
+    }
+    io_uring_sqe_set_data64(sqe, cz_ud(s, OP_ACCEPT));
+    s->armed = true;
+}
+
+static void arm_listener(struct worker *w, struct listener *l)
+{
+    unsigned n = l->multishot ? 1 : ACCEPT_SLOTS;
+    for (unsigned i = 0; i < n; i++)
+        if (!l->slots[i].armed)
+            arm_slot(w, &l->slots[i]);
+}
+
+static void cancel_listener(struct worker *w, struct listener *l)
+{
+    for (unsigned i = 0; i < ACCEPT_SLOTS; i++) {
+        if (!l->slots[i].armed)
+            continue;
+        struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
+        if (!sqe)
+            return;
+        io_uring_prep_cancel64(sqe, cz_ud(&l->slots[i], OP_ACCEPT), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+}
+
+/* The admin listener accepts whatever holds the main one back (a full
+ * worker, memory pressure): health must answer exactly then. */
+static void arm_accept(struct worker *w)
+{
+    if (w->stopping)
+        return;
+    for (unsigned i = 0; i < w->nlis; i++)
+        if (w->lis[i].admin || !w->accept_paused)
+            arm_listener(w, &w->lis[i]);
 }
 
 static bool accept_allowed(const struct worker *w)
@@ -342,21 +511,19 @@ void server_resume_accept(struct worker *w)
 void server_pause_accept(struct worker *w)
 {
     w->accept_paused = true;
-    if (!w->accept_armed)
-        return;
-    struct io_uring_sqe *sqe = cz_ring_sqe(&w->ring);
-    if (!sqe)
-        return;
-    io_uring_prep_cancel64(sqe, cz_ud(w, OP_ACCEPT), 0);
-    io_uring_sqe_set_data64(sqe, 0);
+    if (w->nlis > 0)
+        cancel_listener(w, &w->lis[0]);
 }
 
-static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+static void on_accept(struct worker *w, struct accept_slot *s, struct io_uring_cqe *cqe)
 {
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        w->accept_armed = false;
+    struct listener *l = s->l;
+    if (!l->multishot || !(cqe->flags & IORING_CQE_F_MORE))
+        s->armed = false;
     if (cqe->res >= 0) {
-        conn_accepted(w, cqe->res);
+        w->metrics.accepted++;
+        conn_accepted(w, cqe->res, l->admin,
+                      l->multishot ? NULL : (const struct sockaddr *)&s->addr);
         if (w->nconns >= (unsigned)w->srv->cfg.max_connections) {
             /* Make room by closing the oldest idle keep-alive connection; if
              * there is none, stop accepting until a connection closes. */
@@ -368,13 +535,15 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
         /* Descriptor table full: close idle connections, retry on the next tick
          * rather than spinning. */
         conn_close_idle(w, 16);
-        w->accept_paused = true;
-        cz_log_warn("accept: %s; pausing accepts", strerror(-cqe->res));
+        if (!w->accept_paused)
+            cz_log_warn("accept: %s; pausing accepts", strerror(-cqe->res));
+        server_pause_accept(w);
+        return;
     } else if (cqe->res != -ECANCELED && cqe->res != -EAGAIN && cqe->res != -ECONNABORTED) {
         cz_log_warn("accept: %s", strerror(-cqe->res));
     }
-    if (!w->accept_armed && !w->accept_paused)
-        arm_accept(w);
+    if (!s->armed && !w->stopping && (l->admin || !w->accept_paused))
+        arm_slot(w, s);
 }
 
 /* The tick drives every timer and the shutdown deadline: if no SQE is free
@@ -438,6 +607,16 @@ static void release_when_idle(struct worker *w)
         cz_log_debug("worker %u: idle, memory given back", w->id);
 }
 
+/* A SIGHUP reload this worker has not applied yet. */
+static void catch_up_reload(struct worker *w)
+{
+    unsigned gen = atomic_load(&w->srv->reload_gen);
+    if (gen == w->reload_gen)
+        return;
+    w->reload_gen = gen;
+    cz_static_worker_reload(w);
+}
+
 /* The eventfd is written to stop the worker or to announce a new memory
  * pressure level. */
 static void on_wake(struct worker *w)
@@ -447,6 +626,7 @@ static void on_wake(struct worker *w)
         return;
     }
     arm_wake(w);
+    catch_up_reload(w);
     memguard_apply(w);
 }
 
@@ -468,6 +648,7 @@ static void on_tick(struct worker *w)
     /* A stop or pressure wake-up that found no free SQE is caught here. */
     if (!w->stopping && atomic_load(&w->srv->stop_requested))
         begin_stop(w);
+    catch_up_reload(w);
     memguard_apply(w);
     request_rx_sweep(w);
     trim_arenas(w);
@@ -475,8 +656,10 @@ static void on_tick(struct worker *w)
     worker_update_date(w);
     conn_timers_expire(w);
     builtin_tick(w);
+    accesslog_flush(w);
     server_resume_accept(w);
     if (w->stopping && w->now_ms >= w->stop_deadline_ms) {
+        accesslog_cancel(w);
         struct list_node *h = &w->conns;
         for (struct list_node *n = h->next; n != h;) {
             struct conn *c = container_of(n, struct conn, all_link);
@@ -495,7 +678,7 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
     case OP_ACCEPT:
         w->last_active_ms = w->now_ms;
         w->memory_released = false;
-        on_accept(w, cqe);
+        on_accept(w, ptr, cqe);
         break;
     case OP_RECV:
         w->last_active_ms = w->now_ms;
@@ -533,6 +716,9 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
         break;
     case OP_PROBE:
         output_on_probe(ptr, cqe);
+        break;
+    case OP_LOG:
+        accesslog_on_cqe(w, cqe);
         break;
     default:
         break;
@@ -579,7 +765,8 @@ static void worker_loop(struct worker *w)
             cz_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
             break;
         }
-        w->now_ms = monotonic_ms();
+        w->now_ns = metrics_now_ns();
+        w->now_ms = w->now_ns / 1000000;
         unsigned head, n = 0;
         struct io_uring_cqe *cqe;
         io_uring_for_each_cqe(ring, head, cqe)
@@ -595,8 +782,12 @@ static void worker_loop(struct worker *w)
         arm_tick(w);
         if (w->nconns > 0)
             server_resume_accept(w);
-        if (w->stopping && w->nconns == 0)
-            break;
+        if (w->stopping && w->nconns == 0) {
+            /* The last lines go out before the ring does. */
+            accesslog_flush(w);
+            if (!accesslog_busy(w))
+                break;
+        }
     }
 }
 
@@ -688,14 +879,21 @@ static int worker_setup(struct worker *w)
             return -ENOMEM;
         }
     }
+    if (accesslog_enabled(srv) && accesslog_worker_init(w) < 0) {
+        snprintf(err, errlen, "worker %u: access log buffers: out of memory", w->id);
+        return -ENOMEM;
+    }
+    w->reload_gen = atomic_load(&srv->reload_gen);
     worker_update_date(w);
-    w->now_ms = monotonic_ms();
+    w->now_ns = metrics_now_ns();
+    w->now_ms = w->now_ns / 1000000;
     w->last_active_ms = w->now_ms;
     return 0;
 }
 
 static void worker_teardown(struct worker *w)
 {
+    accesslog_worker_free(w);
     cz_filecache_destroy(w->fcache, w->ring_ready);
     w->fcache = NULL;
     output_worker_free(w);
@@ -771,24 +969,105 @@ static void raise_limits(void)
     }
 }
 
+/* ---------- signals ---------- */
+
+/* Every signal whose default action ends the process, except the
+ * synchronous faults: each is handled here and logged, so none ends the
+ * process silently. */
+static void handled_signals(sigset_t *set)
+{
+    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT,   SIGTERM, SIGUSR1, SIGUSR2, SIGALRM,
+                               SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO,   SIGPWR};
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaddset(set, sigs[i]);
+}
+
+/* SIGHUP: what can change without dropping a connection. */
+static void reload(struct cz_server *srv)
+{
+    char mime[256];
+    const char *log = "no access log";
+    if (srv->alog)
+        log = accesslog_reopen(srv) == 0 ? "access log reopened" : "access log NOT reopened";
+    cz_static_reload(srv, mime, sizeof(mime));
+    atomic_fetch_add(&srv->reload_gen, 1);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        wake_worker(&srv->workers[i]);
+    cz_log_info("SIGHUP: reloading: %s; %s", log, mime);
+}
+
 static void *signal_thread(void *arg)
 {
     struct cz_server *srv = arg;
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    handled_signals(&set);
     int sig;
     while (sigwait(&set, &sig) == 0) {
-        if (sig == SIGINT || sig == SIGTERM) {
+        if (atomic_load(&srv->signals_done))
+            return NULL; /* cz_server_run is over: sent by itself */
+        switch (sig) {
+        case SIGINT:
+        case SIGTERM:
+        case SIGQUIT:
+            if (atomic_load(&srv->stop_requested)) {
+                cz_log_warn("%s: already draining (SIGKILL stops at once)", strsignal(sig));
+                break;
+            }
             cz_log_info("%s: draining connections (up to %ldms)", strsignal(sig),
                         srv->cfg.shutdown_timeout);
             cz_server_stop(srv);
-            return NULL;
+            break;
+        case SIGHUP:
+            reload(srv);
+            break;
+        case SIGUSR1:
+            if (!srv->alog)
+                cz_log_info("SIGUSR1: no access log to reopen");
+            else if (accesslog_reopen(srv) == 0)
+                cz_log_info("SIGUSR1: access log reopened");
+            break;
+        default:
+            cz_log_warn("%s (signal %d): ignored", strsignal(sig), sig);
+            break;
         }
     }
     return NULL;
 }
+
+/* A fault is logged (one write, async-signal-safe) before the default
+ * action ends the process.  Sanitizer builds keep their own reports. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+static void on_fatal(int sig)
+{
+    static const char msg[] = "catzilla: fatal signal ";
+    char line[64];
+    size_t n = sizeof(msg) - 1;
+    memcpy(line, msg, n);
+    if (sig >= 10)
+        line[n++] = (char)('0' + sig / 10);
+    line[n++] = (char)('0' + sig % 10);
+    memcpy(line + n, "; exiting\n", 10);
+    ssize_t w = write(STDERR_FILENO, line, n + 10);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void log_fatal_signals(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction sa = {.sa_handler = on_fatal, .sa_flags = SA_RESETHAND};
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+#else
+static void log_fatal_signals(void)
+{
+}
+#endif
 
 int cz_server_run(cz_server *srv)
 {
@@ -825,6 +1104,10 @@ int cz_server_run(cz_server *srv)
     rc = cz_static_global_init(srv, err, errlen);
     if (rc < 0)
         goto out;
+    rc = accesslog_open(srv, err, errlen);
+    if (rc < 0)
+        goto out;
+    srv->start_ns = metrics_now_ns();
 
     int cpus[1024];
     int ncpu = cpu_list(cpus, 1024);
@@ -839,17 +1122,18 @@ int cz_server_run(cz_server *srv)
     }
     srv->nworkers = n;
     for (unsigned i = 0; i < n; i++) {
-        srv->workers[i].listen_fd = -1;
+        srv->workers[i].lis[0].fd = srv->workers[i].lis[1].fd = -1;
         srv->workers[i].wake_fd = -1;
     }
 
     rc = memguard_configure(srv, err, errlen);
     if (rc < 0)
         goto out;
-    rc = probe_port(srv, err, errlen);
+    struct sockaddr_storage main_ss;
+    socklen_t main_len;
+    rc = resolve_addresses(srv, &main_ss, &main_len, err, errlen);
     if (rc < 0)
         goto out;
-    srv->port = rc;
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = &srv->workers[i];
         w->srv = srv;
@@ -859,10 +1143,9 @@ int cz_server_run(cz_server *srv)
         list_init(&w->rx_idle);
         for (int k = 0; k < TIMER_MAX; k++)
             list_init(&w->timers[k]);
-        rc = open_listener(srv, srv->port, true, err, errlen);
+        rc = open_listeners(w, &main_ss, main_len, err, errlen);
         if (rc < 0)
             goto out;
-        w->listen_fd = rc;
         w->wake_fd = eventfd(0, EFD_CLOEXEC);
         if (w->wake_fd < 0) {
             rc = -errno;
@@ -872,12 +1155,12 @@ int cz_server_run(cz_server *srv)
     }
 
     sigset_t sigs, old;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
+    handled_signals(&sigs);
     pthread_t sigthr;
     bool sigthr_started = false;
     if (srv->handle_signals) {
+        log_fatal_signals();
+        atomic_store(&srv->signals_done, false);
         pthread_sigmask(SIG_BLOCK, &sigs, &old);
         sigthr_started = pthread_create(&sigthr, NULL, signal_thread, srv) == 0;
     }
@@ -929,16 +1212,27 @@ int cz_server_run(cz_server *srv)
     if (start_rc < 0 && rc >= 0)
         cz_server_stop(srv);
     if (start_rc == 0 && rc >= 0) {
-        cz_log_info("catzilla %s listening on %s:%d with %u worker%s (%s)", CATZILLA_VERSION,
-                    cfg->bind, srv->port, n, n == 1 ? "" : "s", catzilla_memory_allocator());
+        char where[INET6_ADDRSTRLEN + 16], admin[INET6_ADDRSTRLEN + 32];
+        format_addr(&main_ss, where, sizeof(where));
+        if (srv->admin_mode == ADMIN_OWN) {
+            char a[INET6_ADDRSTRLEN + 16];
+            format_addr(&srv->admin_addr, a, sizeof(a));
+            snprintf(admin, sizeof(admin), "admin on %s", a);
+        } else {
+            snprintf(admin, sizeof(admin), "admin %s",
+                     srv->admin_mode == ADMIN_SAME ? "on the main listener" : "off");
+        }
+        cz_log_info("catzilla %s listening on %s with %u worker%s (%s); %s", CATZILLA_VERSION,
+                    where, n, n == 1 ? "" : "s", catzilla_memory_allocator(), admin);
     }
     for (unsigned i = 0; i < created; i++)
         pthread_join(srv->workers[i].thread, NULL);
     memguard_stop(srv);
     if (sigthr_started) {
-        if (!atomic_load(&srv->stop_requested)) {
-            pthread_kill(sigthr, SIGTERM);
-        }
+        /* Wake the signal thread to end it, with no log line: a failed
+         * start must show its own error, not a shutdown. */
+        atomic_store(&srv->signals_done, true);
+        pthread_kill(sigthr, SIGUSR2);
         pthread_join(sigthr, NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
@@ -948,12 +1242,17 @@ int cz_server_run(cz_server *srv)
         cz_log_info("stopped");
 out:
     for (unsigned i = 0; srv->workers && i < srv->nworkers; i++) {
-        if (srv->workers[i].listen_fd >= 0)
-            close(srv->workers[i].listen_fd);
-        if (srv->workers[i].wake_fd >= 0)
-            close(srv->workers[i].wake_fd);
-        srv->workers[i].listen_fd = srv->workers[i].wake_fd = -1;
+        struct worker *w = &srv->workers[i];
+        for (unsigned k = 0; k < 2; k++) {
+            if (w->lis[k].fd >= 0)
+                close(w->lis[k].fd);
+            w->lis[k].fd = -1;
+        }
+        if (w->wake_fd >= 0)
+            close(w->wake_fd);
+        w->wake_fd = -1;
     }
+    accesslog_close(srv);
     atomic_store(&srv->running, false);
     return rc < 0 ? rc : 0;
 }

@@ -105,8 +105,55 @@ int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen)
     return 0;
 }
 
+/* Tables replaced by a reload.  A file job may still hold a cache entry
+ * that names a type in one, so they live as long as the server. */
+struct mime_retired {
+    struct mime_retired *next;
+    struct cz_mime *mime;
+};
+
+int cz_static_reload(struct cz_server *srv, char *msg, size_t cap)
+{
+    if (srv->root_fd < 0) {
+        snprintf(msg, cap, "no docroot, no MIME table to reload");
+        return 0;
+    }
+    struct mime_retired *r = malloc(sizeof(*r));
+    struct cz_mime *m = r ? cz_mime_load(srv->cfg.mime_types, srv->cfg.default_type) : NULL;
+    if (!m) {
+        int e = r ? errno : ENOMEM;
+        free(r);
+        snprintf(msg, cap, "MIME table %s not reloaded (%s)", srv->cfg.mime_types, strerror(e));
+        return -e;
+    }
+    r->mime = atomic_exchange(&srv->mime_next, m);
+    if (r->mime) {
+        r->next = srv->mime_old;
+        srv->mime_old = r;
+    } else {
+        free(r);
+    }
+    snprintf(msg, cap, "MIME table reloaded from %s (%zu types), file caches dropped",
+             srv->cfg.mime_types, cz_mime_count(m));
+    return 0;
+}
+
+void cz_static_worker_reload(struct worker *w)
+{
+    struct cz_mime *m = atomic_load(&w->srv->mime_next);
+    if (w->fcache && m)
+        cz_filecache_clear(w->fcache, m);
+}
+
 void cz_static_global_free(struct cz_server *srv)
 {
+    while (srv->mime_old) {
+        struct mime_retired *r = srv->mime_old;
+        srv->mime_old = r->next;
+        cz_mime_free(r->mime);
+        free(r);
+    }
+    cz_mime_free(atomic_exchange(&srv->mime_next, NULL));
     if (srv->root_fd >= 0)
         close(srv->root_fd);
     srv->root_fd = -1;
@@ -738,9 +785,12 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
         if (answerable_now(c, &fq, e))
             rc = answer_entry(c, &fq, e, &none);
         cz_filecache_release(e);
-        if (rc != -EWOULDBLOCK)
+        if (rc != -EWOULDBLOCK) {
+            w->metrics.fc_hits++;
             return 0;
+        }
     }
+    w->metrics.fc_misses++;
     start_job(c, &fq);
     return 0;
 }

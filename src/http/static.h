@@ -15,6 +15,13 @@ struct cz_request;
  * MIME table.  Returns 0 or -errno with a one-line message in err. */
 int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen);
 void cz_static_global_free(struct cz_server *srv);
+/* SIGHUP, on the signal thread: load the MIME table again and publish it
+ * for the workers (cz_static_worker_reload).  Writes what it did to msg.
+ * 0, or -errno (the old table stays; msg says why). */
+int cz_static_reload(struct cz_server *srv, char *msg, size_t cap);
+/* On a worker, after a reload was published: forget the cached entries
+ * (their MIME types and contents) and use the new table. */
+void cz_static_worker_reload(struct worker *w);
 
 /* Answer req from the docroot.  Returns 0 when a response was queued, or
  * -ENOENT when there is no docroot (the caller answers 404). */

@@ -342,7 +342,15 @@ static void worker_basics(struct worker *x, unsigned id)
     x->srv = srv;
     x->id = id;
     x->cpu = -1;
-    x->listen_fd = x->wake_fd = -1;
+    x->wake_fd = -1;
+    /* One main listener, accepting multishot (no access log); the fake
+     * kernel never looks at its descriptor. */
+    x->nlis = 1;
+    x->lis[0].fd = x->lis[1].fd = -1;
+    x->lis[0].w = x;
+    x->lis[0].multishot = true;
+    for (unsigned i = 0; i < ACCEPT_SLOTS; i++)
+        x->lis[0].slots[i].l = &x->lis[0];
     list_init(&x->conns);
     list_init(&x->rx_idle);
     for (int k = 0; k < TIMER_MAX; k++)

@@ -75,15 +75,23 @@ void server_start(struct server *s, const char *const *args)
     argv[n++] = "0";
     argv[n++] = "--bind";
     argv[n++] = "127.0.0.1";
-    bool has_threads = false;
-    for (int i = 0; args && args[i] && n < 60; i++) {
+    bool has_threads = false, has_admin = false;
+    for (int i = 0; args && args[i] && n < 58; i++) {
         if (strcmp(args[i], "--threads") == 0)
             has_threads = true;
+        if (strcmp(args[i], "--admin") == 0)
+            has_admin = true;
         argv[n++] = args[i];
     }
     if (!has_threads) {
         argv[n++] = "--threads";
         argv[n++] = "1";
+    }
+    /* The admin surface on the test port (its default, 127.0.0.1:9090,
+     * would be shared by every test server). */
+    if (!has_admin) {
+        argv[n++] = "--admin";
+        argv[n++] = "same";
     }
     argv[n] = NULL;
     /* Truncate the log before forking: a stale log from an earlier run by a
@@ -409,6 +417,23 @@ int count_fds(pid_t pid)
             n++;
     closedir(d);
     return n;
+}
+
+int server_admin_port(const struct server *s)
+{
+    char *log = server_log(s);
+    const char *p = strstr(log, "admin on ");
+    int port = 0;
+    if (p) {
+        const char *end = strpbrk(p + 9, " \n");
+        const char *colon = NULL;
+        for (const char *t = p + 9; t < end; t++)
+            if (*t == ':')
+                colon = t;
+        port = colon ? atoi(colon + 1) : 0;
+    }
+    free(log);
+    return port;
 }
 
 long stats_connections(int port)

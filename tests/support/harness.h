@@ -14,7 +14,8 @@ struct server {
     char log_path[256];
 };
 
-/* NULL-terminated extra arguments.  Skips the test when io_uring cannot be
+/* NULL-terminated extra arguments (--threads 1 and --admin same unless
+ * given).  Skips the test when io_uring cannot be
  * used here; fails it when the server does not start within 5 s. */
 void server_start(struct server *s, const char *const *args);
 /* SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL). */
@@ -73,6 +74,9 @@ int count_fds(pid_t pid);
  * given status that says Connection: close, then the close itself. */
 void expect_error_response(int port, const char *name, const void *data, size_t len,
                            int status);
+/* The admin listener's port from the start-up line ("admin on ADDR:PORT"),
+ * 0 if the admin surface has no listener of its own. */
+int server_admin_port(const struct server *s);
 /* Fetch /_catzilla/stats and return totals.connections, or -1. */
 long stats_connections(int port);
 /* Forget any bytes buffered for fd, then close it (use instead of close()
