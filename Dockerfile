@@ -39,9 +39,11 @@ COPY --from=build /src/public /usr/share/catzilla/public
 USER 10001:10001
 EXPOSE 8080
 STOPSIGNAL SIGTERM
-# --check-health is built into the binary, so the image needs no curl. It probes port 8080:
-# if you pass --port, override the healthcheck too.
+# --check-health is built into the binary, so the image needs no curl. "auto" reads the flags
+# and CATZILLA_* variables of the server (PID 1) from /proc and probes its health route wherever
+# they put it (--admin, by default 127.0.0.1:9090 inside the container), so it follows --port and
+# --admin. Build with `podman build --format docker`: the OCI image format has no HEALTHCHECK.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["/usr/local/bin/catzilla","--check-health","http://127.0.0.1:8080/_catzilla/health"]
+    CMD ["/usr/local/bin/catzilla","--check-health","auto"]
 ENTRYPOINT ["/usr/local/bin/catzilla"]
 CMD []

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "catzilla/config.h"
+#include "core/addr.h"
 #include "core/config_text.h"
 
 static const struct cz_option options[] = {
@@ -228,6 +231,11 @@ int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
+        /* The two short forms everyone tries. */
+        if (strcmp(arg, "-h") == 0)
+            arg = "--help";
+        else if (strcmp(arg, "-V") == 0)
+            arg = "--version";
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
             return fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
         const char *key = arg + 2;
@@ -281,14 +289,84 @@ int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config
     return cz_config_validate(cfg, err, errlen);
 }
 
+static const struct cz_option *find_field(const char *field)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strcmp(options[i].field, field) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* True if the string option still holds its default (the table's own
+ * pointer: anything from argv or the environment is another one). */
+static bool string_is_default(const struct cz_config *cfg, const char *field)
+{
+    const struct cz_option *o = find_field(field);
+    return o && *(const char *const *)field_cptr(cfg, o) == o->str_default;
+}
+
+/* --access-log PATH: the file is created at start, so its directory must
+ * exist and be writable now, and the file, if it exists, writable. */
+static int check_log_path(const char *path, char *err, size_t errlen)
+{
+    if (access(path, F_OK) == 0) {
+        if (access(path, W_OK) != 0)
+            return fail(err, errlen, "--access-log %s: %s", path, strerror(errno));
+        return 0;
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    if (access(dir, W_OK | X_OK) != 0)
+        return fail(err, errlen, "--access-log %s: directory %s: %s", path, dir, strerror(errno));
+    return 0;
+}
+
 int cz_config_validate(const struct cz_config *cfg, char *err, size_t errlen)
 {
     if (cfg->file_cache_max_file > cfg->file_cache_size && cfg->file_cache_size > 0)
         return fail(err, errlen,
                     "--file-cache-max-file (%ld) must not exceed --file-cache-size (%ld)",
                     cfg->file_cache_max_file, cfg->file_cache_size);
-    if (!cfg->bind || !*cfg->bind)
-        return fail(err, errlen, "--bind: empty address");
+    struct sockaddr_storage main_ss, admin_ss;
+    socklen_t len;
+    if (!cfg->bind || cz_addr_parse(cfg->bind, (int)cfg->port, &main_ss, &len) < 0)
+        return fail(err, errlen,
+                    "--bind: '%s' is not an IPv4 or IPv6 address (host names are not "
+                    "resolved; use e.g. 0.0.0.0, 127.0.0.1, :: or ::1)",
+                    cfg->bind ? cfg->bind : "");
+    const char *admin = cfg->admin ? cfg->admin : "";
+    if (strcmp(admin, "off") != 0 && strcmp(admin, "same") != 0) {
+        if (cz_addr_parse_hostport(admin, &admin_ss, &len) < 0)
+            return fail(err, errlen,
+                        "--admin: '%s' is not off, same or ADDR:PORT (e.g. 127.0.0.1:9090, "
+                        "[::1]:9090)",
+                        admin);
+        if (cfg->port != 0 && cz_addr_port(&admin_ss) != 0 &&
+            cz_addr_overlap(&main_ss, &admin_ss))
+            return fail(err, errlen,
+                        "--admin %s overlaps the main listener (--bind %s --port %ld); use "
+                        "another port, or --admin same",
+                        admin, cfg->bind, cfg->port);
+    }
+    const char *fmt = cfg->access_log_format ? cfg->access_log_format : "";
+    if (strcmp(fmt, "combined") != 0 && strcmp(fmt, "json") != 0)
+        return fail(err, errlen, "--access-log-format: '%s' is not combined or json", fmt);
+    const char *log = cfg->access_log ? cfg->access_log : "";
+    if (!*log)
+        return fail(err, errlen, "--access-log: empty (a PATH, - for stdout, or off)");
+    if (strcmp(log, "off") != 0 && strcmp(log, "-") != 0 && check_log_path(log, err, errlen) < 0)
+        return -EINVAL;
+    /* The default table may be missing on a minimal system (the built-in
+     * one is used then); a table asked for by name must be there. */
+    if (cfg->mime_types && *cfg->mime_types && !string_is_default(cfg, "mime_types") &&
+        access(cfg->mime_types, R_OK) != 0)
+        return fail(err, errlen, "--mime-types %s: %s", cfg->mime_types, strerror(errno));
     return 0;
 }
 
@@ -336,6 +414,40 @@ void cz_option_format_value(const struct cz_config *cfg, const struct cz_option 
     }
 }
 
+/* What a flag's value looks like in --help ("--threads N"). */
+static const char *metavar(const struct cz_option *o)
+{
+    static const struct {
+        const char *field, *meta;
+    } strings[] = {
+        {"bind", "ADDR"},           {"root", "DIR"},
+        {"default_type", "TYPE"},   {"mime_types", "FILE"},
+        {"cache_control", "VALUE"}, {"admin", "off|same|ADDR:PORT"},
+        {"access_log", "PATH|-|off"}, {"access_log_format", "combined|json"},
+    };
+    switch (o->type) {
+    case CZ_OPT_BOOL:
+        return "";
+    case CZ_OPT_INT:
+    case CZ_OPT_POW2:
+        return "N";
+    case CZ_OPT_SIZE:
+        return "SIZE";
+    case CZ_OPT_DURATION:
+        return "DURATION";
+    case CZ_OPT_ZEROCOPY:
+        return "auto|on|off";
+    case CZ_OPT_LOGLEVEL:
+        return "LEVEL";
+    case CZ_OPT_STRING:
+        for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+            if (strcmp(strings[i].field, o->field) == 0)
+                return strings[i].meta;
+        return "TEXT";
+    }
+    return "VALUE";
+}
+
 void cz_config_print_help(FILE *f, const char *argv0)
 {
     struct cz_config def;
@@ -343,22 +455,28 @@ void cz_config_print_help(FILE *f, const char *argv0)
     fprintf(f,
             "Usage: %s [options]\n"
             "Catzilla: a thread-per-core io_uring HTTP/1.1 server.\n\n"
-            "Every option also reads the environment variable shown (flags win).\n\n",
+            "Every option also reads the environment variable shown (flags win). SIZE takes\n"
+            "k, m, g suffixes (16k, 1m); DURATION takes ms, s, m (250ms, 10s; bare = seconds).\n\n",
             argv0);
-    char flag[64], env[96], val[128];
+    char flag[64], usage[96], env[96], val[128];
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct cz_option *o = &options[i];
         cz_option_flag_name(o, flag, sizeof(flag));
         cz_option_env_name(o, env, sizeof(env));
         cz_option_format_value(&def, o, val, sizeof(val));
-        fprintf(f, "  --%-24s %s\n  %-26s [%s; default: %s]\n", flag, o->help, "", env,
+        const char *mv = metavar(o);
+        snprintf(usage, sizeof(usage), "--%s%s%s", flag, *mv ? " " : "", mv);
+        fprintf(f, "  %-34s %s\n  %-34s [%s; default: %s]\n", usage, o->help, "", env,
                 *val ? val : "none");
     }
-    fprintf(f, "\n  --%-24s %s\n", "check-health URL",
-            "GET URL and exit 0 if it answers 200 (for container health checks)");
-    fprintf(f, "  --%-24s %s\n", "print-config", "print the effective configuration and exit");
-    fprintf(f, "  --%-24s %s\n", "version", "print the version and exit");
-    fprintf(f, "  --%-24s %s\n", "help", "print this help and exit");
+    fprintf(f, "\n  %-34s %s\n  %-34s %s\n", "--check-health URL|auto",
+            "GET URL and exit 0 if it answers 200; auto: the health route of the catzilla",
+            "", "running here, found in /proc with its flags and CATZILLA_* variables");
+    fprintf(f, "  %-34s %s\n", "--print-config", "print the effective configuration and exit");
+    fprintf(f, "  %-34s %s\n", "-V, --version", "print the version and exit");
+    fprintf(f, "  %-34s %s\n", "-h, --help", "print this help and exit");
+    fprintf(f, "\nExit status: 0 after a clean stop, 1 when the server cannot start, 2 for bad "
+               "usage.\n");
 }
 
 void cz_config_print_markdown(FILE *f)

@@ -361,6 +361,8 @@ void response_text(struct conn *c, int status, bool head, bool close,
                    const struct head_spec *more);
 
 /* --- src/http/server.c --- */
+/* Workers a server with cfg runs: --threads, or one per CPU of the affinity mask. */
+unsigned server_worker_count(const struct cz_config *cfg);
 /* Paths of the admin surface (health, stats, metrics, dashboard). */
 #define CZ_ADMIN_PREFIX "/_catzilla/"
 /* cz_server_route, for a route of the admin surface when admin is true:

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "catzilla/memory.h"
+#include "core/addr.h"
 #include "core/fault.h"
 #include "core/log.h"
 #include "fs/filecache.h"
@@ -234,86 +235,13 @@ void server_dispatch(struct conn *c, struct cz_request *req)
 
 /* ---------- listeners ---------- */
 
-static int parse_addr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
-{
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        *len = sizeof(*in4);
-        return 0;
-    }
-    const char *a = addr;
-    char buf[64];
-    size_t l = strlen(addr);
-    if (l >= 2 && addr[0] == '[' && addr[l - 1] == ']' && l - 2 < sizeof(buf)) {
-        memcpy(buf, addr + 1, l - 2);
-        buf[l - 2] = '\0';
-        a = buf;
-    }
-    if (inet_pton(AF_INET6, a, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*in6);
-        return 0;
-    }
-    return -EINVAL;
-}
-
-/* "ADDR:PORT" or "[V6]:PORT". */
-static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || (strchr(s, ':') != colon && s[0] != '['))
-        return -EINVAL;
-    char host[64], *end;
-    size_t hl = (size_t)(colon - s);
-    if (hl >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -EINVAL;
-    return parse_addr(host, (int)port, ss, len);
-}
-
-static int addr_port(const struct sockaddr_storage *ss)
-{
-    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
-                                          : ((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
-static void set_addr_port(struct sockaddr_storage *ss, int port)
-{
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-}
-
-/* "127.0.0.1:8080" or "[::1]:8080". */
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (ss->ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
-        snprintf(out, cap, "%s:%d", host, addr_port(ss));
-    } else {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
-        snprintf(out, cap, "[%s]:%d", host, addr_port(ss));
-    }
-}
-
 /* A listening socket on ss; flag names the option that chose the address
  * in error messages. */
 static int open_listener(const struct cz_server *srv, const struct sockaddr_storage *ss,
                          socklen_t sl, bool reuseport, const char *flag, char *err, size_t errlen)
 {
     char where[INET6_ADDRSTRLEN + 16];
-    format_addr(ss, where, sizeof(where));
+    cz_addr_format(ss, where, sizeof(where));
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
@@ -376,7 +304,7 @@ static int probe_port(struct cz_server *srv, struct sockaddr_storage *ss, sockle
     socklen_t gl = sizeof(got);
     getsockname(fd, (struct sockaddr *)&got, &gl);
     close(fd);
-    set_addr_port(ss, addr_port(&got));
+    cz_addr_set_port(ss, cz_addr_port(&got));
     return 0;
 }
 
@@ -385,7 +313,7 @@ static int resolve_addresses(struct cz_server *srv, struct sockaddr_storage *mai
                              socklen_t *main_len, char *err, size_t errlen)
 {
     const struct cz_config *cfg = &srv->cfg;
-    if (parse_addr(cfg->bind, (int)cfg->port, main_ss, main_len) < 0) {
+    if (cz_addr_parse(cfg->bind, (int)cfg->port, main_ss, main_len) < 0) {
         snprintf(err, errlen, "--bind: '%s' is not an IPv4 or IPv6 address", cfg->bind);
         return -EINVAL;
     }
@@ -394,7 +322,7 @@ static int resolve_addresses(struct cz_server *srv, struct sockaddr_storage *mai
         srv->admin_mode = ADMIN_OFF;
     } else if (strcmp(admin, "same") == 0) {
         srv->admin_mode = ADMIN_SAME;
-    } else if (parse_hostport(admin, &srv->admin_addr, &srv->admin_addrlen) == 0) {
+    } else if (cz_addr_parse_hostport(admin, &srv->admin_addr, &srv->admin_addrlen) == 0) {
         srv->admin_mode = ADMIN_OWN;
     } else {
         snprintf(err, errlen, "--admin: '%s' is not off, same or ADDR:PORT", admin);
@@ -403,10 +331,14 @@ static int resolve_addresses(struct cz_server *srv, struct sockaddr_storage *mai
     int rc = probe_port(srv, main_ss, *main_len, "--port", err, errlen);
     if (rc < 0)
         return rc;
-    srv->port = addr_port(main_ss);
-    if (srv->admin_mode == ADMIN_OWN)
-        rc = probe_port(srv, &srv->admin_addr, srv->admin_addrlen, "--admin", err, errlen);
-    return rc;
+    srv->port = cz_addr_port(main_ss);
+    if (srv->admin_mode != ADMIN_OWN)
+        return 0;
+    if (cz_addr_port(&srv->admin_addr) != 0 && cz_addr_overlap(main_ss, &srv->admin_addr)) {
+        snprintf(err, errlen, "--admin %s overlaps the main listener's address and port", admin);
+        return -EINVAL;
+    }
+    return probe_port(srv, &srv->admin_addr, srv->admin_addrlen, "--admin", err, errlen);
 }
 
 static int open_listeners(struct worker *w, const struct sockaddr_storage *main_ss,
@@ -954,6 +886,12 @@ static int cpu_list(int *cpus, int max)
     return n;
 }
 
+unsigned server_worker_count(const struct cz_config *cfg)
+{
+    int cpus[1024];
+    return cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)cpu_list(cpus, 1024);
+}
+
 /* Registered buffers are locked memory: raise the soft limit as far as the
  * hard limit allows, and the descriptor limit too. */
 static void raise_limits(void)
@@ -1111,7 +1049,7 @@ int cz_server_run(cz_server *srv)
 
     int cpus[1024];
     int ncpu = cpu_list(cpus, 1024);
-    unsigned n = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)ncpu;
+    unsigned n = server_worker_count(cfg);
     srv->workers = aligned_alloc(alignof(struct worker), n * sizeof(*srv->workers));
     if (srv->workers)
         memset(srv->workers, 0, n * sizeof(*srv->workers));
@@ -1213,10 +1151,10 @@ int cz_server_run(cz_server *srv)
         cz_server_stop(srv);
     if (start_rc == 0 && rc >= 0) {
         char where[INET6_ADDRSTRLEN + 16], admin[INET6_ADDRSTRLEN + 32];
-        format_addr(&main_ss, where, sizeof(where));
+        cz_addr_format(&main_ss, where, sizeof(where));
         if (srv->admin_mode == ADMIN_OWN) {
             char a[INET6_ADDRSTRLEN + 16];
-            format_addr(&srv->admin_addr, a, sizeof(a));
+            cz_addr_format(&srv->admin_addr, a, sizeof(a));
             snprintf(admin, sizeof(admin), "admin on %s", a);
         } else {
             snprintf(admin, sizeof(admin), "admin %s",

@@ -39,7 +39,7 @@ static const char fallback_page[] =
 
 /* The bundled docroot: next to the binary in a build tree (build/catzilla ->
  * public/, build/<variant>/catzilla -> public/) or at the install path. */
-static int find_default_docroot(char *out, size_t cap)
+int cz_static_default_root(char *out, size_t cap)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -74,7 +74,7 @@ int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen)
     const char *root = srv->cfg.root;
     char found[PATH_MAX];
     if (!root || !*root) {
-        if (find_default_docroot(found, sizeof(found)) < 0) {
+        if (cz_static_default_root(found, sizeof(found)) < 0) {
             cz_log_warn("no --root given and the bundled docroot (public/) was not found; "
                         "serving a built-in page at /");
             return 0;

@@ -13,6 +13,9 @@ struct cz_request;
 
 /* Resolve and open the docroot (--root, else the bundled public/), load the
  * MIME table.  Returns 0 or -errno with a one-line message in err. */
+/* The bundled docroot: public/ next to the binary in a build tree, or the
+ * installed one.  0 with its path in out, or -ENOENT. */
+int cz_static_default_root(char *out, size_t cap);
 int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen);
 void cz_static_global_free(struct cz_server *srv);
 /* SIGHUP, on the signal thread: load the MIME table again and publish it

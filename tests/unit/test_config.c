@@ -122,6 +122,87 @@ Test(config, modes)
     cr_assert_str_eq(arg, "http://127.0.0.1:1/x");
 }
 
+Test(config, short_help_and_version)
+{
+    struct cz_config c;
+    char err[256];
+    enum cz_config_mode mode;
+    char *h[] = {"catzilla", "-h", NULL}, *v[] = {"catzilla", "-V", NULL};
+    cz_config_defaults(&c);
+    cr_assert_eq(cz_config_parse(&c, 2, h, &mode, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(mode, CZ_MODE_HELP);
+    cr_assert_eq(cz_config_parse(&c, 2, v, &mode, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(mode, CZ_MODE_VERSION);
+}
+
+/* Every value the server would refuse at start is refused here, with exit
+ * status 2 in main. */
+Test(config, addresses_and_operations_are_validated)
+{
+    struct cz_config c;
+    char err[256];
+    static const struct {
+        const char *flag, *value, *says;
+    } bad[] = {
+        {"--bind", "localhost", "host names are not resolved"},
+        {"--bind", "1.2.3", "not an IPv4 or IPv6 address"},
+        {"--admin", "nowhere", "not off, same or ADDR:PORT"},
+        {"--admin", "127.0.0.1", "not off, same or ADDR:PORT"},
+        {"--admin", "127.0.0.1:70000", "not off, same or ADDR:PORT"},
+        {"--admin", "::1:9090", "not off, same or ADDR:PORT"},
+        {"--admin", "0.0.0.0:8080", "overlaps the main listener"},
+        {"--admin", "127.0.0.1:8080", "overlaps the main listener"},
+        {"--access-log-format", "xml", "not combined or json"},
+        {"--access-log", "/nonexistent-dir/x.log", "directory /nonexistent-dir"},
+        {"--access-log", "", "empty"},
+        {"--mime-types", "/nonexistent/mime.types", "No such file"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_expect_eq(parse(&c, err, (const char *const[]){bad[i].flag, bad[i].value, NULL}),
+                     -EINVAL, "%s %s accepted", bad[i].flag, bad[i].value);
+        cr_expect(strstr(err, bad[i].says), "%s %s: %s", bad[i].flag, bad[i].value, err);
+    }
+    static const char *const good[][2] = {
+        {"--bind", "::1"},          {"--bind", "[::1]"},         {"--admin", "[::1]:9090"},
+        {"--admin", "same"},        {"--admin", "off"},          {"--admin", "127.0.0.1:0"},
+        {"--admin", "10.1.2.3:9091"}, {"--access-log", "-"},     {"--access-log", "/tmp/x.log"},
+        {"--access-log-format", "json"},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        cr_expect_eq(parse(&c, err, (const char *const[]){good[i][0], good[i][1], NULL}), 0,
+                     "%s %s: %s", good[i][0], good[i][1], err);
+}
+
+/* The default MIME table may be missing (the built-in one is used); only a
+ * table asked for must exist. */
+Test(config, default_mime_table_may_be_missing)
+{
+    struct cz_config c;
+    char err[256];
+    cr_assert_eq(parse(&c, err, (const char *const[]){NULL}), 0, "%s", err);
+    cr_assert_str_eq(c.mime_types, "/etc/mime.types");
+    setenv("CATZILLA_MIME_TYPES", "/nonexistent/types", 1);
+    cr_expect_eq(parse(&c, err, (const char *const[]){NULL}), -EINVAL);
+    unsetenv("CATZILLA_MIME_TYPES");
+}
+
+Test(config, help_shows_value_placeholders)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cz_config_print_help(f, "catzilla");
+    fclose(f);
+    static const char *const want[] = {"--threads N ", "--bind ADDR ", "--max-body-size SIZE ",
+                                       "--header-timeout DURATION ", "--root DIR ",
+                                       "--admin off|same|ADDR:PORT ", "--access-log PATH|-|off ",
+                                       "--zerocopy auto|on|off ", "-h, --help", "-V, --version"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_expect(strstr(text, want[i]), "--help lacks '%s'", want[i]);
+    cr_expect(strstr(text, "--no-pin  "), "a boolean flag takes no value");
+    free(text);
+}
+
 /* The README's flag table is generated from the option table; regenerate it
  * with scripts/update-readme-flags.sh. */
 Test(config, readme_flag_table_is_current)
