@@ -94,6 +94,9 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The dashboard page is assembled into its object (.incbin).
+$(BUILD)/src/http/dashboard.o: src/http/dashboard.html
+
 $(LIB): $(LIB_OBJ) $(LLHTTP_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^

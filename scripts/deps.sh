@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs, from Debian's packages, exactly what a make target needs; quiet and
-# quick when everything is already present.  Usage: scripts/deps.sh run|test|bench|all
+# quick when everything is already present.  Usage: scripts/deps.sh run|test|bench|fuzz|browser|all
 set -eu
 
 base="build-essential pkg-config liburing-dev libjemalloc-dev node-llhttp"
@@ -11,8 +11,10 @@ case "${1:-all}" in
     test)  want="$base libcriterion-dev strace curl prometheus" ;;
     bench) want="$base wrk nginx-light h2o gnuplot-nox python3" ;;
     fuzz)  want="$base clang libclang-rt-14-dev" ;;
+    # scripts/browser-test.sh: the dashboard in headless Chromium.
+    browser) want="chromium curl python3" ;;
     all)   want="$base libcriterion-dev strace curl prometheus wrk nginx-light h2o gnuplot-nox python3" ;;
-    *)     echo "usage: $0 run|test|bench|fuzz|all" >&2; exit 2 ;;
+    *)     echo "usage: $0 run|test|bench|fuzz|browser|all" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -15,6 +15,7 @@
 
 #include "catzilla/memory.h"
 #include "core/log.h"
+#include "http/dashboard.h"
 #include "http/http.h"
 #include "http/report.h"
 
@@ -231,6 +232,29 @@ static int start_gather(const cz_request *req, cz_response *res, int kind)
     return 0;
 }
 
+static int on_dashboard(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    size_t len;
+    const char *page = cz_dashboard_html(&len);
+    /* Everything is inline; the page talks only to this server. */
+    int rc = cz_response_header(res, "Content-Security-Policy",
+                                "default-src 'none'; connect-src 'self'; "
+                                "script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    rc = rc ? rc : cz_response_header(res, "Cache-Control", "no-cache");
+    return rc ? rc : cz_response_send(res, 200, "text/html; charset=utf-8", page, len);
+}
+
+/* /_catzilla -> /_catzilla/: the page's relative URLs need the slash. */
+static int on_dashboard_redirect(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    int rc = cz_response_header(res, "Location", "/_catzilla/");
+    return rc ? rc : cz_response_send(res, 301, "text/plain", "/_catzilla/\n", 12);
+}
+
 static int on_stats(const cz_request *req, cz_response *res, void *ud)
 {
     (void)ud;
@@ -296,6 +320,8 @@ int builtin_register_admin(struct cz_server *srv)
         {"/_catzilla/health", on_health},
         {"/_catzilla/stats", on_stats},
         {"/_catzilla/metrics", on_metrics},
+        {"/_catzilla/", on_dashboard},
+        {"/_catzilla", on_dashboard_redirect},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int rc = server_route(srv, "GET", routes[i].path, routes[i].fn, NULL, true);

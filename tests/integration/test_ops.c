@@ -363,3 +363,31 @@ Test(ops, signals_are_logged_and_hup_keeps_connections)
     free(log);
     unlink(s.log_path);
 }
+
+/* ---------- the dashboard ---------- */
+
+Test(ops, dashboard_is_one_self_contained_page)
+{
+    struct server s;
+    server_start(&s, (const char *const[]){"--admin", "127.0.0.1:0", NULL});
+    int admin = server_admin_port(&s);
+    struct response r = get(admin, "/_catzilla/");
+    cr_assert_eq(r.status, 200);
+    cr_expect(strncmp(header(&r, "Content-Type"), "text/html", 9) == 0);
+    const char *csp = header(&r, "Content-Security-Policy");
+    cr_expect(csp && strstr(csp, "default-src 'none'") && strstr(csp, "connect-src 'self'"),
+              "%s", csp ? csp : "no CSP");
+    cr_expect(strstr(r.body, "fetch(\"metrics\"") && strstr(r.body, "catzilla_http_requests_total"),
+              "the page does not poll the metrics");
+    /* No external assets: nothing is loaded from anywhere but this server. */
+    cr_expect(!strstr(r.body, "src=\"http") && !strstr(r.body, "href=\"http") &&
+                  !strstr(r.body, "<link"),
+              "the page loads an external asset");
+    response_free(&r);
+    r = get(admin, "/_catzilla");
+    cr_expect_eq(r.status, 301);
+    cr_expect_str_eq(header(&r, "Location"), "/_catzilla/");
+    response_free(&r);
+    cr_expect_eq(get_status(s.port, "/_catzilla/"), 404, "the dashboard leaks to the main port");
+    server_stop_checked(&s);
+}
