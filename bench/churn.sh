@@ -28,7 +28,7 @@ run() { # run NAME BIN
     # A fresh port each run: sockets of the last server may still linger.
     PORT=$((PORT + 1))
     # shellcheck disable=SC2086
-    "$bin" --bind 127.0.0.1 --port "$PORT" --threads 2 --root "$doc" --max-body-size 1m \
+    "$bin" --bind 127.0.0.1 --port "$PORT" --admin same --threads 2 --root "$doc" --max-body-size 1m \
         --log-level warn ${CATZILLA_EXTRA_ARGS:-} &
     pid=$!
     for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/plaintext" && break; sleep 0.1; done

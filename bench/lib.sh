@@ -195,7 +195,7 @@ start_server() {
     catzilla*)
         # pinning stays on (catzilla pins its workers within the affinity mask taskset gives)
         # shellcheck disable=SC2086
-        taskset -c "${cpus}" "${bin}" --threads "${threads}" --bind 127.0.0.1 --port "${port}" \
+        taskset -c "${cpus}" "${bin}" --threads "${threads}" --bind 127.0.0.1 --port "${port}" --admin same \
             --root "${DOCROOT}" --log-level warn --max-keepalive-requests 0 \
             ${CATZILLA_PIN_ARGS:-} ${CATZILLA_EXTRA_ARGS:-} >"${rundir}/out.log" 2>&1 &
         ;;
@@ -205,7 +205,7 @@ start_server() {
             -e "s|@NOFILE@|${NOFILE}|g" -e "s|@CONNS@|$((NOFILE - 100))|g" \
             -e "s|@RUNDIR@|${rundir}|g" -e "s|@PORT@|${port}|g" -e "s|@DOCROOT@|${DOCROOT}|g" \
             -e "s|@REUSEPORT@|$([ "${threads}" -gt 1 ] && echo reuseport)|g" \
-            -e "s|@CPUS@|${cpus}|g" \
+            -e "s|@CPUS@|${cpus}|g" -e "s|@ACCESS_LOG@|${NGINX_ACCESS_LOG:-off}|g" \
             "${BENCH_DIR}/conf/nginx.conf.in" >"${rundir}/nginx.conf"
         taskset -c "${cpus}" nginx -p "${rundir}/" -e "${rundir}/nginx-error.log" \
             -c "${rundir}/nginx.conf" >"${rundir}/out.log" 2>&1 &
@@ -214,6 +214,7 @@ start_server() {
         sed -e "s|@THREADS@|${threads}|g" -e "s|@CONNS@|$((NOFILE - 100))|g" \
             -e "s|@RUNDIR@|${rundir}|g" -e "s|@PORT@|${port}|g" -e "s|@DOCROOT@|${DOCROOT}|g" \
             -e "s|@CPUS@|${cpus}|g" \
+            -e "s|@ACCESS_LOG@|${H2O_ACCESS_LOG:+access-log: ${H2O_ACCESS_LOG}}|g" \
             "${BENCH_DIR}/conf/h2o.conf.in" >"${rundir}/h2o.conf"
         taskset -c "${cpus}" h2o -c "${rundir}/h2o.conf" >"${rundir}/out.log" 2>&1 &
         ;;

@@ -33,7 +33,7 @@ mkdir "$CG"
 echo $((LIMIT_MIB * 1024 * 1024)) >"$CG/memory.limit_in_bytes"
 # shellcheck disable=SC2016,SC2086
 sh -c 'echo $$ >"$1/cgroup.procs"; shift; exec "$@"' sh "$CG" \
-    "$BIN" --bind 127.0.0.1 --port "$PORT" --threads 2 --root "$doc" --max-body-size 1m \
+    "$BIN" --bind 127.0.0.1 --port "$PORT" --admin same --threads 2 --root "$doc" --max-body-size 1m \
     --log-level warn ${CATZILLA_EXTRA_ARGS:-} 2>"$doc/server.log" &
 pid=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/plaintext" && break; sleep 0.1; done

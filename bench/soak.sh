@@ -43,7 +43,7 @@ head -c 8388608 /dev/urandom > "$WORK/root/f8m.bin"   # beyond the cache: splice
 echo '<h1>soak</h1>' > "$WORK/root/sub/index.html"
 
 ulimit -n 20000
-taskset -c "$SERVER_CPUS" "$BIN" --port "$PORT" --bind 127.0.0.1 --threads "$THREADS" \
+taskset -c "$SERVER_CPUS" "$BIN" --port "$PORT" --bind 127.0.0.1 --admin same --threads "$THREADS" \
     --root "$WORK/root" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 50); do

@@ -20,7 +20,7 @@ echo v0 >"$dir/change.txt"
 
 strace -f -qq -o "$dir/trace" \
     -e trace=open,openat,openat2,stat,lstat,fstat,newfstatat,statx,read,pread64,readv,preadv \
-    "$bin" --bind 127.0.0.1 --port 0 --root "$dir" --threads 1 2>"$dir/log" &
+    "$bin" --bind 127.0.0.1 --port 0 --admin same --root "$dir" --threads 1 2>"$dir/log" &
 pid=$!
 port=""
 for _ in $(seq 100); do

@@ -217,15 +217,19 @@ static pid_t find_server(struct cz_config *cfg)
     return best;
 }
 
-/* --check-health auto: the health route of the server running here,
- * wherever its flags put it; with --admin off, any answer below 500 from /. */
-static int check_health_auto(void)
+/* --check-health auto (or pid:N): the health route of the server running
+ * here (or of process N), wherever its flags put it; with --admin off, any
+ * answer below 500 from /. */
+static int check_health_auto(pid_t only)
 {
     struct cz_config cfg;
-    pid_t pid = find_server(&cfg);
+    pid_t pid = only > 0 ? (config_of(only, &cfg) == 0 ? only : -1) : find_server(&cfg);
     if (pid < 0) {
-        fprintf(stderr, "catzilla: --check-health auto: no catzilla server of this user runs "
-                        "here\n");
+        if (only > 0)
+            fprintf(stderr, "catzilla: --check-health pid:%d: not a catzilla server\n", (int)only);
+        else
+            fprintf(stderr, "catzilla: --check-health auto: no catzilla server of this user "
+                            "runs here\n");
         return 1;
     }
     struct sockaddr_storage ss;
@@ -257,7 +261,18 @@ static int check_health_auto(void)
 
 static int check_health(const char *arg)
 {
-    return strcmp(arg, "auto") == 0 ? check_health_auto() : check_health_url(arg);
+    if (strcmp(arg, "auto") == 0)
+        return check_health_auto(0);
+    if (strncmp(arg, "pid:", 4) == 0) {
+        char *end;
+        long pid = strtol(arg + 4, &end, 10);
+        if (*end || pid <= 0 || pid > INT_MAX) {
+            fprintf(stderr, "catzilla: --check-health: bad pid in '%s'\n", arg);
+            return 2;
+        }
+        return check_health_auto((pid_t)pid);
+    }
+    return check_health_url(arg);
 }
 
 /* --print-config shows what the server would run with: the worker count

@@ -469,9 +469,10 @@ void cz_config_print_help(FILE *f, const char *argv0)
         fprintf(f, "  %-34s %s\n  %-34s [%s; default: %s]\n", usage, o->help, "", env,
                 *val ? val : "none");
     }
-    fprintf(f, "\n  %-34s %s\n  %-34s %s\n", "--check-health URL|auto",
+    fprintf(f, "\n  %-34s %s\n  %-34s %s\n  %-34s %s\n", "--check-health URL|auto|pid:N",
             "GET URL and exit 0 if it answers 200; auto: the health route of the catzilla",
-            "", "running here, found in /proc with its flags and CATZILLA_* variables");
+            "", "running here (PID 1, else this user's), found in /proc with its flags and",
+            "", "CATZILLA_* variables; pid:N: the same for process N");
     fprintf(f, "  %-34s %s\n", "--print-config", "print the effective configuration and exit");
     fprintf(f, "  %-34s %s\n", "-V, --version", "print the version and exit");
     fprintf(f, "  %-34s %s\n", "-h, --help", "print this help and exit");

@@ -404,6 +404,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.zerocopy = CZ_ZEROCOPY_ON;
     cfg.zc_threshold = 1024;
     cfg.log_level = CZ_LOG_ERROR;
+    cfg.admin = "same"; /* the admin routes (stats gathers) on the fuzzed connections */
     cz_log_set_level(CZ_LOG_ERROR);
 
     catzilla_memory_init(NULL);
@@ -411,6 +412,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("server set-up");
     if (cz_static_global_init(srv, err, sizeof(err)) < 0)
         die("static: %s", err);
+    srv->admin_mode = ADMIN_SAME; /* what cz_server_run resolves --admin same to */
     /* Aligned as the server allocates them: user_data tags need the low bits.
      * Worker 1 only answers the stats gathers of worker 0 (MSG_RING). */
     srv->workers = aligned_alloc(alignof(struct worker), 2 * sizeof(*srv->workers));

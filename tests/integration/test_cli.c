@@ -91,14 +91,19 @@ Test(cli, check_health_auto_follows_the_flags)
     char port[16], admin[32];
     snprintf(port, sizeof(port), "%d", free_port());
     snprintf(admin, sizeof(admin), "127.0.0.1:%d", free_port());
-    /* Health is only on the admin listener: probing the main port fails. */
+    /* Health is only on the admin listener: probing the main port fails.
+     * (pid:N names the server: other tests' servers may run meanwhile, and
+     * auto would take the lowest-numbered one.) */
     struct server s;
     server_start(&s, (const char *const[]){"--port", port, "--admin", admin, NULL});
-    cr_expect_eq(run("--check-health auto", out, sizeof(out)), 0, "%s", out);
-    char url[128];
-    snprintf(url, sizeof(url), "--check-health http://127.0.0.1:%s/_catzilla/health", port);
-    cr_expect_eq(run(url, out, sizeof(out)), 1, "%s", out);
+    char arg[128];
+    snprintf(arg, sizeof(arg), "--check-health pid:%d", (int)s.pid);
+    cr_expect_eq(run(arg, out, sizeof(out)), 0, "%s", out);
+    snprintf(arg, sizeof(arg), "--check-health http://127.0.0.1:%s/_catzilla/health", port);
+    cr_expect_eq(run(arg, out, sizeof(out)), 1, "%s", out);
+    pid_t gone = s.pid;
     server_stop_checked(&s);
-    cr_expect_eq(run("--check-health auto", out, sizeof(out)), 1);
-    cr_expect(strstr(out, "no catzilla server"), "%s", out);
+    snprintf(arg, sizeof(arg), "--check-health pid:%d", (int)gone);
+    cr_expect_eq(run(arg, out, sizeof(out)), 1);
+    cr_expect(strstr(out, "not a catzilla server"), "%s", out);
 }
