@@ -139,20 +139,23 @@ static char *read_proc(pid_t pid, const char *what, size_t *len)
     return buf;
 }
 
+/* The checked server's arguments and environment: cfg points into them, and
+ * its CATZILLA_* entries are in our environment, for as long as we run. */
+static char *held_args, *held_env;
+
 /* The configuration pid runs with: its arguments and CATZILLA_* variables,
  * parsed as it parsed them.  0, or -1 if pid is not a catzilla server. */
 static int config_of(pid_t pid, struct cz_config *cfg)
 {
-    size_t alen, elen;
-    char *args = read_proc(pid, "cmdline", &alen);
-    char *env = args ? read_proc(pid, "environ", &elen) : NULL;
-    if (!args || !env) {
-        free(args);
+    size_t alen = 0, elen = 0;
+    free(held_args);
+    held_args = read_proc(pid, "cmdline", &alen);
+    char *env = held_args ? read_proc(pid, "environ", &elen) : NULL;
+    if (!held_args || !env) {
         free(env);
         return -1;
     }
-    /* Its CATZILLA_* variables replace ours (the strings stay alive: cfg
-     * points into them). */
+    /* Its CATZILLA_* variables replace ours. */
     for (char **e = environ; *e;) {
         if (strncmp(*e, "CATZILLA_", 9) == 0) {
             char name[128];
@@ -165,9 +168,11 @@ static int config_of(pid_t pid, struct cz_config *cfg)
     for (char *e = env; e < env + elen; e += strlen(e) + 1)
         if (strncmp(e, "CATZILLA_", 9) == 0)
             putenv(e);
+    free(held_env); /* after the unsetenv: none of its strings is in environ now */
+    held_env = env;
     char *argv[256];
     int argc = 0;
-    for (char *a = args; a < args + alen && argc < 255; a += strlen(a) + 1)
+    for (char *a = held_args; a < held_args + alen && argc < 255; a += strlen(a) + 1)
         argv[argc++] = a;
     argv[argc] = NULL;
     enum cz_config_mode mode;
@@ -188,11 +193,28 @@ static bool is_catzilla(pid_t pid)
     return yes;
 }
 
+/* A catzilla process started to serve (not a health check or --help). */
+static bool serves(pid_t pid)
+{
+    static const char *const modes[] = {"--check-health", "--help", "-h", "--version", "-V",
+                                        "--print-config", "--help-markdown"};
+    size_t len;
+    char *args = read_proc(pid, "cmdline", &len);
+    bool yes = args != NULL;
+    for (char *a = args; yes && a < args + len; a += strlen(a) + 1)
+        for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+            if (strncmp(a, modes[m], strlen(modes[m])) == 0 &&
+                (a[strlen(modes[m])] == '\0' || a[strlen(modes[m])] == '='))
+                yes = false;
+    free(args);
+    return yes;
+}
+
 /* The server to check: PID 1 in a container, else the lowest-numbered
  * catzilla server of our user. */
-static pid_t find_server(struct cz_config *cfg)
+static pid_t find_server(void)
 {
-    if (is_catzilla(1) && config_of(1, cfg) == 0)
+    if (is_catzilla(1) && serves(1))
         return 1;
     DIR *d = opendir("/proc");
     pid_t best = -1;
@@ -204,13 +226,10 @@ static pid_t find_server(struct cz_config *cfg)
         char path[300];
         snprintf(path, sizeof(path), "/proc/%s", de->d_name);
         if (*end || pid <= 1 || pid == getpid() || (best > 0 && pid > best) ||
-            stat(path, &st) != 0 || st.st_uid != getuid() || !is_catzilla((pid_t)pid))
+            stat(path, &st) != 0 || st.st_uid != getuid() || !is_catzilla((pid_t)pid) ||
+            !serves((pid_t)pid))
             continue;
-        struct cz_config c;
-        if (config_of((pid_t)pid, &c) == 0) {
-            best = (pid_t)pid;
-            *cfg = c;
-        }
+        best = (pid_t)pid;
     }
     if (d)
         closedir(d);
@@ -223,7 +242,9 @@ static pid_t find_server(struct cz_config *cfg)
 static int check_health_auto(pid_t only)
 {
     struct cz_config cfg;
-    pid_t pid = only > 0 ? (config_of(only, &cfg) == 0 ? only : -1) : find_server(&cfg);
+    pid_t pid = only > 0 ? only : find_server();
+    if (pid > 0 && config_of(pid, &cfg) < 0)
+        pid = -1;
     if (pid < 0) {
         if (only > 0)
             fprintf(stderr, "catzilla: --check-health pid:%d: not a catzilla server\n", (int)only);
