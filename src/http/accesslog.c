@@ -84,6 +84,12 @@ int accesslog_open(struct cz_server *srv, char *err, size_t errlen)
         return -e;
     }
     struct stat st;
+    bool is_file = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    /* Workers' writes at the file position would overwrite each other in a
+     * file opened without O_APPEND (a shell's "> file"); appending cannot.
+     * (This sets it on stdout's open file too, which only helps.) */
+    if (is_stdout && is_file)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_APPEND);
     struct accesslog *log = calloc(1, sizeof(*log));
     if (!log) {
         close(fd);
@@ -92,7 +98,8 @@ int accesslog_open(struct cz_server *srv, char *err, size_t errlen)
     }
     log->fd = fd;
     log->format = format;
-    log->pipe = fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    /* Pipes, sockets, terminals: writes of at most PIPE_BUF, at line ends. */
+    log->pipe = !is_file;
     log->path = is_stdout ? NULL : where;
     srv->alog = log;
     return 0;
@@ -162,33 +169,61 @@ static void put_u64(struct out *o, uint64_t v)
 
 static const char hex[] = "0123456789abcdef";
 
-/* s escaped for a quoted field, in at most budget bytes (an escape is never
- * cut; a cut field ends in "..."). */
+/* Length of the valid UTF-8 sequence (2 to 4 bytes, no overlong form, no
+ * surrogate) at p, or 0. */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || n > left || p[0] >= 0xf8)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* s escaped for a quoted field, in at most budget bytes (an escape or a
+ * character is never cut; a cut field ends in "...").  Combined: \", \\
+ * and \xHH for every byte outside printable ASCII, as Apache and nginx
+ * write them.  JSON: valid UTF-8 as it is, controls as \u00XX, and a byte
+ * that is not UTF-8 as U+FFFD, so the line is valid JSON whatever was sent. */
 static void put_escaped(struct out *o, struct cz_str s, size_t budget, bool json)
 {
     char *limit = o->p + budget < o->end ? o->p + budget : o->end;
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char ch = (unsigned char)s.ptr[i];
+    const unsigned char *u = (const unsigned char *)s.ptr;
+    for (size_t i = 0; i < s.len;) {
+        unsigned char ch = u[i];
         char esc[8];
-        size_t n;
+        const char *out = esc;
+        size_t n, used = 1;
         if (ch == '"' || ch == '\\') {
             esc[0] = '\\';
             esc[1] = (char)ch;
             n = 2;
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            /* JSON: \u00XX keeps the line valid whatever the bytes;
-             * combined: \xHH as Apache and nginx write them. */
-            n = json ? (size_t)snprintf(esc, sizeof(esc), "\\u00%c%c", hex[ch >> 4], hex[ch & 15])
-                     : (size_t)snprintf(esc, sizeof(esc), "\\x%c%c", hex[ch >> 4], hex[ch & 15]);
-        } else {
+        } else if (ch >= 0x20 && ch < 0x7f) {
             esc[0] = (char)ch;
             n = 1;
+        } else if (!json) {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%c%c", hex[ch >> 4], hex[ch & 15]);
+        } else if (ch < 0x80) {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\u00%c%c", hex[ch >> 4], hex[ch & 15]);
+        } else if ((used = utf8_len(u + i, s.len - i)) > 0) {
+            out = s.ptr + i;
+            n = used;
+        } else {
+            out = "\\ufffd";
+            n = 6;
+            used = 1;
         }
         if ((size_t)(limit - o->p) < n + 3) {
             put(o, "...", 3);
             return;
         }
-        put(o, esc, n);
+        put(o, out, n);
+        i += used;
     }
 }
 
@@ -433,6 +468,8 @@ void accesslog_on_cqe(struct worker *w, struct io_uring_cqe *cqe)
     struct logbuf *b = cz_ud_ptr(io_uring_cqe_get_data64(cqe));
     struct accesslog_worker *a = b->owner;
     b->busy = false;
+    if ((cqe->res == -EAGAIN || cqe->res == -EINTR) && !a->cancelled)
+        return; /* a non-blocking pipe was full: the next flush tries again */
     if (cqe->res <= 0 || a->cancelled) {
         /* Nothing more of this buffer is tried: its lines are lost. */
         uint64_t lost = count_lines(b->data + b->off, b->len - b->off);

@@ -77,17 +77,18 @@ Test(accesslog, no_request_line)
  * whatever the client sent, and a combined line stays one line. */
 Test(accesslog, hostile_bytes_are_escaped)
 {
-    static const char agent[] = "a\nb\r\x01\"\\\xff\xc3(";
+    static const char agent[] = "a\nb\r\x01\"\\\xff\xc3(\xc3\xa9";
     struct reqlog r = basic(NULL);
     r.user_agent = (struct cz_str){agent, sizeof(agent) - 1};
     char line[PIPE_BUF];
     size_t n = accesslog_format_line(1, &r, when, line, sizeof(line));
     line[n] = '\0';
-    cr_expect(strstr(line, "\"user_agent\":\"a\\u000ab\\u000d\\u0001\\\"\\\\\\u00ff\\u00c3(\"}"),
+    /* Valid UTF-8 (é) stays, invalid bytes become U+FFFD. */
+    cr_expect(strstr(line, "\"user_agent\":\"a\\u000ab\\u000d\\u0001\\\"\\\\\\ufffd\\ufffd(\xc3\xa9\"}"),
               "%s", line);
     n = accesslog_format_line(0, &r, when, line, sizeof(line));
     line[n] = '\0';
-    cr_expect(strstr(line, "\"a\\x0ab\\x0d\\x01\\\"\\\\\\xff\\xc3(\"\n"), "%s", line);
+    cr_expect(strstr(line, "\"a\\x0ab\\x0d\\x01\\\"\\\\\\xff\\xc3(\\xc3\\xa9\"\n"), "%s", line);
     cr_expect_eq(strchr(line, '\n'), line + n - 1, "one line");
 }
 
