@@ -107,3 +107,21 @@ Test(cli, check_health_auto_follows_the_flags)
     cr_expect_eq(run(arg, out, sizeof(out)), 1);
     cr_expect(strstr(out, "not a catzilla server"), "%s", out);
 }
+
+/* Addresses in logs: IPv6 bracketed, so the port is unambiguous. */
+Test(cli, ipv6_addresses_are_bracketed)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool v6 = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!v6)
+        cr_skip_test("no IPv6 loopback here");
+    struct server s;
+    server_start(&s, (const char *const[]){"--bind", "::1", "--admin", "[::1]:0", NULL});
+    char *log = server_log(&s);
+    cr_expect(strstr(log, "listening on [::1]:") && strstr(log, "admin on [::1]:"), "%s", log);
+    free(log);
+    server_stop_checked(&s);
+}
