@@ -49,6 +49,7 @@ enum cz_log_level { CZ_LOG_ERROR, CZ_LOG_WARN, CZ_LOG_INFO, CZ_LOG_DEBUG };
   X(max_request_line,     SIZE,     8192,     NULL,      64,   1048576,    "longest request line (else 414)") \
   X(max_header_size,      SIZE,     16384,    NULL,      256,  4194304,    "largest header block (else 431)") \
   X(max_headers,          INT,      100,      NULL,      1,    10000,      "most header fields in a request (else 431)") \
+  X(max_header_line,      SIZE,     8192,     NULL,      64,   1048576,    "longest header field line, name and value (else 431)") \
   X(max_body_size,        SIZE,     CZ_MIB,   NULL,      0,    CZ_GIB,     "largest request body (else 413)") \
   X(header_timeout,       DURATION, 10000,    NULL,      1,    3600000,    "time to receive a whole request head (else 408)") \
   X(body_timeout,         DURATION, 30000,    NULL,      1,    3600000,    "time to receive a whole request body (else 408)") \

@@ -86,7 +86,7 @@ struct stats_gather {
     unsigned origin;
     unsigned pending;
     unsigned n;
-    bool head, close;
+    bool head, close, http10;
     enum { REPORT_STATS, REPORT_METRICS } kind;
     struct stats_msg *msgs;
     struct snapshot *snaps;
@@ -132,6 +132,7 @@ static void gather_answer(struct worker *w, struct stats_gather *g)
     struct head_spec h = {
         .status = b.failed ? 503 : 200,
         .close = g->close,
+        .keep_alive = !g->close && g->http10,
         .content_type = g->kind == REPORT_METRICS ? "text/plain; version=0.0.4; charset=utf-8"
                                                   : "application/json",
         .cache_control = "no-store",
@@ -207,6 +208,7 @@ static int start_gather(const cz_request *req, cz_response *res, int kind)
     g->origin = w->id;
     g->head = req->head;
     g->close = !req->keep_alive;
+    g->http10 = req->http_minor == 0;
     g->deadline_ms = w->now_ms + GATHER_TIMEOUT_MS;
     g->pending = 1; /* our own slot, released below */
     g->next = w->gathers;

@@ -111,6 +111,7 @@ struct conn_rx {
     char *scratch;                 /* target and header bytes */
     uint32_t scratch_len, scratch_cap;
     uint32_t url_len, header_bytes, nheaders;
+    uint32_t line_bytes;           /* of the header field line being received */
     uint32_t (*hdr_offs)[4];       /* name off, name len, value off, value len */
     uint32_t hdr_offs_cap;
     bool last_was_value;
@@ -149,6 +150,7 @@ struct conn {
     bool error_pending : 1;       /* a parse error response was queued */
     bool body_wait : 1;           /* its body waits for memory budget (memguard.c) */
     bool admin : 1;               /* accepted on the admin listener: only /_catzilla/... */
+    bool http10 : 1;              /* the request being answered is HTTP/1.0 */
     uint32_t requests;            /* served on this connection */
     struct cz_peer peer;          /* the client, when the access log needs it */
 
@@ -341,6 +343,7 @@ void response_error(struct conn *c, int status, bool head);
 struct head_spec {
     int status;                 /* 100..599 */
     bool close;                 /* Connection: close */
+    bool keep_alive;            /* Connection: keep-alive (HTTP/1.0 clients need it said) */
     bool accept_ranges;
     int64_t content_length;     /* < 0: no Content-Length */
     const char *content_type, *etag, *last_modified, *cache_control, *content_range, *allow;

@@ -119,10 +119,15 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return scratch_append(c, at, len) ? fail(c, 503) : 0;
 }
 
+/* Both limits of RFC 9110 section 15.5.20: the whole block and one line
+ * (a single 9,000-byte field is refused, as nginx and Apache do). */
 static int add_header_bytes(struct conn *c, size_t len)
 {
+    const struct cz_config *cfg = &c->w->srv->cfg;
     c->rx->header_bytes += (uint32_t)len;
-    if (c->rx->header_bytes > (uint64_t)c->w->srv->cfg.max_header_size)
+    c->rx->line_bytes += (uint32_t)len;
+    if (c->rx->header_bytes > (uint64_t)cfg->max_header_size ||
+        c->rx->line_bytes > (uint64_t)cfg->max_header_line)
         return fail(c, 431);
     return 0;
 }
@@ -145,6 +150,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         h[0] = c->rx->scratch_len;
         h[1] = h[2] = h[3] = 0;
         c->rx->last_was_value = false;
+        c->rx->line_bytes = 0;
         /* ": " and CRLF count toward the header block, as on the wire. */
         if (add_header_bytes(c, 4))
             return -1;
@@ -341,6 +347,28 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* The path and query of a target.  The origin form ("/p?q") is split at
+ * its '?'; the absolute form ("http://host/p?q", RFC 9112 section 3.2.2,
+ * which a server MUST accept) routes on what follows its authority, and
+ * has the path "/" when nothing does. */
+static void split_target(struct cz_str t, struct cz_str *path, struct cz_str *query)
+{
+    const char *p = t.ptr, *end = t.ptr + t.len;
+    size_t skip = t.len >= 7 && strncasecmp(p, "http://", 7) == 0    ? 7
+                  : t.len >= 8 && strncasecmp(p, "https://", 8) == 0 ? 8
+                                                                       : 0;
+    bool absolute = skip > 0;
+    p += skip;
+    if (absolute)
+        while (p < end && *p != '/' && *p != '?')
+            p++;
+    const char *q = memchr(p, '?', (size_t)(end - p));
+    *path = (struct cz_str){p, (size_t)((q ? q : end) - p)};
+    if (absolute && path->len == 0)
+        *path = (struct cz_str){"/", 1};
+    *query = q ? (struct cz_str){q + 1, (size_t)(end - q - 1)} : (struct cz_str){end, 0};
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
@@ -352,15 +380,10 @@ static int on_message_complete(llhttp_t *p)
     req.method_str = (struct cz_str){mname, strlen(mname)};
     req.method = cz_method_parse(mname, req.method_str.len);
     req.target = (struct cz_str){c->rx->scratch, c->rx->url_len};
-    const char *q = memchr(req.target.ptr, '?', req.target.len);
-    req.path.ptr = req.target.ptr;
-    req.path.len = q ? (size_t)(q - req.target.ptr) : req.target.len;
-    if (q)
-        req.query = (struct cz_str){q + 1, req.target.len - req.path.len - 1};
-    else
-        req.query = (struct cz_str){req.target.ptr + req.target.len, 0};
+    split_target(req.target, &req.path, &req.query);
     req.body = (struct cz_str){c->rx->body ? c->rx->body : "", c->rx->body_len};
     req.http_minor = p->http_minor;
+    c->http10 = p->http_minor == 0;
     req.head = req.method == CZ_METHOD_HEAD;
 
     c->requests++;
@@ -514,6 +537,8 @@ static int error_status(struct conn *c, enum llhttp_errno e, const char *data, s
         return c->rx->error_status;
     const char *pos = llhttp_get_error_pos(&c->rx->parser);
     switch (e) {
+    case HPE_PAUSED_H2_UPGRADE:
+        return 505; /* the HTTP/2 preface ("PRI * HTTP/2.0"): HTTP/1.1 only here */
     case HPE_INVALID_METHOD:
         return method_error_status(data, len, pos);
     case HPE_INVALID_VERSION:

@@ -105,6 +105,7 @@ static char *put_u64(char *p, uint64_t n)
 
 static const char server_line[] = "\r\nServer: catzilla\r\n";
 static const char close_line[] = "Connection: close\r\n";
+static const char keep_alive_line[] = "Connection: keep-alive\r\n";
 static const char ranges_line[] = "Accept-Ranges: bytes\r\n";
 static const char length_name[] = "Content-Length: ";
 static const char location_name[] = "Location: ";
@@ -114,6 +115,8 @@ size_t response_head_len(const struct worker *w, const struct head_spec *h)
     size_t n = 9 + 4 + strlen(http_reason(h->status)) + sizeof(server_line) - 1 + w->date_len;
     if (h->close)
         n += sizeof(close_line) - 1;
+    else if (h->keep_alive)
+        n += sizeof(keep_alive_line) - 1;
     if (h->accept_ranges)
         n += sizeof(ranges_line) - 1;
 #define X_LEN(name, field)                                                                     \
@@ -142,6 +145,8 @@ size_t response_head_write(const struct worker *w, const struct head_spec *h, ch
     p = put(p, w->date, w->date_len);
     if (h->close)
         p = put(p, close_line, sizeof(close_line) - 1);
+    else if (h->keep_alive)
+        p = put(p, keep_alive_line, sizeof(keep_alive_line) - 1);
     if (h->accept_ranges)
         p = put(p, ranges_line, sizeof(ranges_line) - 1);
 #define X_PUT(name, field)                                                                     \
@@ -170,6 +175,14 @@ size_t response_head_write(const struct worker *w, const struct head_spec *h, ch
 
 int response_head(struct conn *c, const struct head_spec *h)
 {
+    /* An HTTP/1.0 client keeps the connection only if told it stays open
+     * (ab -k waits out the keep-alive timeout otherwise). */
+    struct head_spec ka;
+    if (c->http10 && !h->close && !h->keep_alive) {
+        ka = *h;
+        ka.keep_alive = true;
+        h = &ka;
+    }
     size_t n = response_head_len(c->w, h);
     char *p = output_reserve(c, n);
     if (!p)

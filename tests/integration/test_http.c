@@ -794,3 +794,81 @@ Test(server, idle_worker_gives_memory_back, .timeout = 30)
                   busy, now);
     server_stop_checked(&srv);
 }
+
+/* RFC 9112 section 3.2.2: a server MUST accept the absolute form. */
+Test(http, absolute_form_targets)
+{
+    static const struct {
+        const char *target;
+        int status;
+        const char *body;
+    } cases[] = {
+        {"http://t/plaintext", 200, "Hello, World!"},
+        {"HTTPS://t:443/json", 200, "{\"message\":\"Hello, World!\"}"},
+        {"http://t/plaintext?x=1", 200, "Hello, World!"},
+        {"http://t", 200, NULL},       /* the root: the docroot's index */
+        {"http://t?x=1", 200, NULL},
+        {"http://t/nope", 404, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[256];
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 cases[i].target);
+        struct response r = request_once(srv.port, req);
+        cr_expect_eq(r.status, cases[i].status, "%s", cases[i].target);
+        if (cases[i].body)
+            cr_expect_str_eq(r.body, cases[i].body, "%s", cases[i].target);
+        response_free(&r);
+    }
+}
+
+/* An HTTP/1.0 client keeps the connection only when told so (ab -k). */
+Test(http, http10_keepalive_is_announced)
+{
+    int fd = tcp_connect(srv.port);
+    for (int i = 0; i < 3; i++) {
+        send_str(fd, "GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        struct response r;
+        cr_assert(read_response(fd, &r, false), "request %d", i);
+        cr_expect_eq(r.status, 200);
+        const char *conn = header(&r, "Connection");
+        cr_expect(conn && strcmp(conn, "keep-alive") == 0, "Connection: %s", conn ? conn : "none");
+        cr_expect(!r.closed);
+        response_free(&r);
+    }
+    /* Without it, HTTP/1.0 closes and says so. */
+    send_str(fd, "GET /plaintext HTTP/1.0\r\n\r\n");
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_expect_str_eq(header(&r, "Connection"), "close");
+    response_free(&r);
+    cr_expect(wait_closed(fd, 2000));
+    tcp_close(fd);
+}
+
+/* An HTTP/2 client that starts with the preface learns the version is not
+ * supported, in HTTP/1.1 it can read. */
+Test(http, http2_preface_gets_505)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    expect_error_response(srv.port, "h2 preface", preface, sizeof(preface) - 1, 505);
+}
+
+/* One field line over --max-header-line (8 KiB) is 431, like nginx and
+ * Apache, even though the whole block is under --max-header-size. */
+Test(http, header_line_limit)
+{
+    static char req[12000];
+    static char big[9001];
+    memset(big, 'a', 9000);
+    big[9000] = '\0';
+    int n = snprintf(req, sizeof(req), "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n\r\n",
+                     big);
+    expect_error_response(srv.port, "9000-byte field line", req, (size_t)n, 431);
+    big[8000] = '\0';
+    snprintf(req, sizeof(req), "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n"
+                               "Connection: close\r\n\r\n", big);
+    struct response r = request_once(srv.port, req);
+    cr_expect_eq(r.status, 200);
+    response_free(&r);
+}
