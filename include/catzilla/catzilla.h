@@ -50,18 +50,27 @@ int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_
 /* Start the workers and serve until cz_server_stop() or SIGINT/SIGTERM (when
  * the caller lets run install its handlers: see cz_server_handle_signals).
  * Returns 0 after a graceful stop, or -errno if start-up failed; then
- * cz_server_error() says why in one line. */
+ * cz_server_error() says why in one line.  A server can run again after
+ * run returns; -EBUSY while it runs. */
 int cz_server_run(cz_server *srv);
 
-/* Ask a running server to drain and stop; any thread, async-signal-safe. */
+/* Ask the server to drain and stop; any thread, async-signal-safe.  A stop
+ * asked before run has started its workers is kept: that run stops at once
+ * after starting. */
 void cz_server_stop(cz_server *srv);
 
 /* Make cz_server_run stop the server on SIGINT and SIGTERM (off by default). */
 void cz_server_handle_signals(cz_server *srv);
 
-/* The port actually bound (useful with port 0); valid once run has started
- * its workers, 0 before. */
+/* The port actually bound (useful with port 0) while the server listens;
+ * 0 before and after.  Any thread. */
 int cz_server_port(const cz_server *srv);
+
+/* From another thread: wait until the server listens (the run in progress,
+ * or the next one), up to timeout_ms (-1: no limit).  Returns the port,
+ * -errno if the last start-up failed (until the next run begins), or
+ * -ETIMEDOUT. */
+int cz_server_wait_listening(cz_server *srv, int timeout_ms);
 
 /* One-line description of the last start-up error, "" if none. */
 const char *cz_server_error(const cz_server *srv);
@@ -84,7 +93,8 @@ struct cz_str cz_request_body(const cz_request *req);
 unsigned cz_request_worker(const cz_request *req);
 
 /* --- responses --- */
-void cz_response_status(cz_response *res, int status);
+/* Set the status (200..599).  Returns 0, or -EINVAL (the status is kept). */
+int cz_response_status(cz_response *res, int status);
 /* Add a header (copied).  Content-Length, Date, Server and Connection are
  * managed by the server.  Returns 0 or -errno. */
 int cz_response_header(cz_response *res, const char *name, const char *value);

@@ -265,7 +265,7 @@ struct cz_server {
     struct cz_router *check_router; /* detects duplicates at registration time */
     struct worker *workers;
     unsigned nworkers;
-    int port;
+    _Atomic int port;         /* 0 until listening, -errno once start-up failed */
     enum { ADMIN_OFF, ADMIN_SAME, ADMIN_OWN } admin_mode;
     struct sockaddr_storage admin_addr; /* ADMIN_OWN: where, port resolved at start */
     socklen_t admin_addrlen;

@@ -244,10 +244,13 @@ static int grow(char **buf, size_t *cap, size_t len, size_t need, char *inline_b
     return 0;
 }
 
-void cz_response_status(cz_response *res, int status)
+int cz_response_status(cz_response *res, int status)
 {
-    if (status >= 100 && status <= 599)
-        res->status = status;
+    /* 1xx are interim answers, not a handler's final one. */
+    if (status < 200 || status > 599)
+        return -EINVAL;
+    res->status = status;
+    return 0;
 }
 
 static bool header_is_managed(const char *name)
@@ -313,8 +316,9 @@ int cz_response_write(cz_response *res, const void *data, size_t len)
 int cz_response_send(cz_response *res, int status, const char *content_type, const void *body,
                      size_t len)
 {
-    cz_response_status(res, status);
-    int rc = content_type ? cz_response_header(res, "Content-Type", content_type) : 0;
+    int rc = cz_response_status(res, status);
+    if (rc == 0 && content_type)
+        rc = cz_response_header(res, "Content-Type", content_type);
     return rc ? rc : cz_response_write(res, body, len);
 }
 

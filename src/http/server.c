@@ -99,7 +99,38 @@ void cz_server_handle_signals(cz_server *srv)
 
 int cz_server_port(const cz_server *srv)
 {
-    return srv->port;
+    int port = atomic_load(&srv->port);
+    return port > 0 ? port : 0;
+}
+
+int cz_server_wait_listening(cz_server *srv, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->start_lock);
+    int rc = 0;
+    while (atomic_load(&srv->port) == 0 && rc == 0)
+        rc = timeout_ms < 0 ? pthread_cond_wait(&srv->start_cond, &srv->start_lock)
+                            : pthread_cond_timedwait(&srv->start_cond, &srv->start_lock,
+                                                     &deadline);
+    pthread_mutex_unlock(&srv->start_lock);
+    int port = atomic_load(&srv->port);
+    return port != 0 ? port : -ETIMEDOUT;
+}
+
+/* Tell cz_server_wait_listening: the port, or -errno when the start failed. */
+static void announce(struct cz_server *srv, int port_or_error)
+{
+    pthread_mutex_lock(&srv->start_lock);
+    atomic_store(&srv->port, port_or_error);
+    pthread_cond_broadcast(&srv->start_cond);
+    pthread_mutex_unlock(&srv->start_lock);
 }
 
 const char *cz_server_error(const cz_server *srv)
@@ -135,7 +166,6 @@ void cz_server_destroy(cz_server *srv)
         r = n;
     }
     cz_router_destroy(srv->check_router);
-    cz_static_global_free(srv);
     pthread_mutex_destroy(&srv->start_lock);
     pthread_cond_destroy(&srv->start_cond);
     free(srv->workers);
@@ -331,7 +361,6 @@ static int resolve_addresses(struct cz_server *srv, struct sockaddr_storage *mai
     int rc = probe_port(srv, main_ss, *main_len, "--port", err, errlen);
     if (rc < 0)
         return rc;
-    srv->port = cz_addr_port(main_ss);
     if (srv->admin_mode != ADMIN_OWN)
         return 0;
     if (cz_addr_port(&srv->admin_addr) != 0 && cz_addr_overlap(main_ss, &srv->admin_addr)) {
@@ -1016,6 +1045,9 @@ int cz_server_run(cz_server *srv)
 
     if (atomic_exchange(&srv->running, true))
         return -EBUSY;
+    atomic_store(&srv->port, 0);
+    srv->err[0] = '\0';
+    srv->started = 0;
     signal(SIGPIPE, SIG_IGN);
     /* Load the time zone now: a worker would otherwise read /etc/localtime
      * on its first log line, a file read on a thread that must not do any. */
@@ -1050,7 +1082,13 @@ int cz_server_run(cz_server *srv)
     int cpus[1024];
     int ncpu = cpu_list(cpus, 1024);
     unsigned n = server_worker_count(cfg);
-    srv->workers = aligned_alloc(alignof(struct worker), n * sizeof(*srv->workers));
+    /* Kept from an earlier run of this server (destroy frees it): a
+     * cz_server_stop from another thread may still be reading it. */
+    if (!srv->workers || srv->nworkers != n) {
+        free(srv->workers);
+        srv->nworkers = 0;
+        srv->workers = aligned_alloc(alignof(struct worker), n * sizeof(*srv->workers));
+    }
     if (srv->workers)
         memset(srv->workers, 0, n * sizeof(*srv->workers));
     if (!srv->workers) {
@@ -1150,6 +1188,7 @@ int cz_server_run(cz_server *srv)
     if (start_rc < 0 && rc >= 0)
         cz_server_stop(srv);
     if (start_rc == 0 && rc >= 0) {
+        announce(srv, cz_addr_port(&main_ss));
         char where[INET6_ADDRSTRLEN + 16], admin[INET6_ADDRSTRLEN + 32];
         cz_addr_format(&main_ss, where, sizeof(where));
         if (srv->admin_mode == ADMIN_OWN) {
@@ -1191,6 +1230,10 @@ out:
         w->wake_fd = -1;
     }
     accesslog_close(srv);
+    /* What this run set up goes with it, so a server can run again. */
+    cz_static_global_free(srv);
+    announce(srv, rc < 0 ? rc : 0);
+    atomic_store(&srv->stop_requested, false);
     atomic_store(&srv->running, false);
     return rc < 0 ? rc : 0;
 }

@@ -1,0 +1,141 @@
+/* The embedding API's lifecycle, through the library itself: waiting until
+ * the server listens, the port from any thread, stopping before, during and
+ * after a run, running a server twice, and an invalid status refused. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/harness.h"
+#include "catzilla/catzilla.h"
+
+static int on_hello(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    return cz_response_send(res, 200, "text/plain", "embedded", 8);
+}
+
+static int on_bad_status(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    int rc = cz_response_status(res, 99);
+    cr_expect_eq(rc, -EINVAL);
+    cr_expect_eq(cz_response_status(res, 600), -EINVAL);
+    cr_expect_eq(cz_response_status(res, 102), -EINVAL, "an interim status is not an answer");
+    return cz_response_send(res, 1000, "text/plain", "x", 1);
+}
+
+struct runner {
+    pthread_t thread;
+    cz_server *srv;
+    int rc;
+};
+
+static void *run_thread(void *arg)
+{
+    struct runner *r = arg;
+    r->rc = cz_server_run(r->srv);
+    return NULL;
+}
+
+static cz_server *make_server(int port)
+{
+    if (!io_uring_usable())
+        cr_skip_test("io_uring is not available here");
+    static struct cz_config cfg;
+    cz_config_defaults(&cfg);
+    cfg.port = port;
+    cfg.bind = "127.0.0.1";
+    cfg.threads = 1;
+    cfg.admin = "off";
+    cfg.log_level = CZ_LOG_ERROR;
+    cz_server *srv;
+    cr_assert_eq(cz_server_create(&cfg, &srv), 0);
+    cr_assert_eq(cz_server_route(srv, "GET", "/hello", on_hello, NULL), 0);
+    cr_assert_eq(cz_server_route(srv, "GET", "/bad", on_bad_status, NULL), 0);
+    return srv;
+}
+
+static int get_status(int port, const char *path, char *body, size_t cap)
+{
+    char req[256];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+    struct response r = request_once(port, req);
+    int st = r.status;
+    if (body)
+        snprintf(body, cap, "%s", r.body ? r.body : "");
+    response_free(&r);
+    return st;
+}
+
+Test(embed, wait_port_stop_and_run_again, .timeout = 30)
+{
+    cz_server *srv = make_server(0);
+    cr_expect_eq(cz_server_port(srv), 0, "no port before run");
+    for (int round = 0; round < 2; round++) {
+        struct runner r = {.srv = srv};
+        cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+        int port = cz_server_wait_listening(srv, 5000);
+        cr_assert_gt(port, 0, "round %d: %d", round, port);
+        cr_expect_eq(cz_server_port(srv), port);
+        char body[64];
+        cr_expect_eq(get_status(port, "/hello", body, sizeof(body)), 200);
+        cr_expect_str_eq(body, "embedded");
+        cr_expect_eq(get_status(port, "/bad", NULL, 0), 500, "an invalid status is an error");
+        cr_expect_eq(cz_server_run(srv), -EBUSY, "a second run while it runs");
+        cz_server_stop(srv);
+        pthread_join(r.thread, NULL);
+        cr_expect_eq(r.rc, 0);
+        cr_expect_eq(cz_server_port(srv), 0, "no port after the run");
+        cr_expect_eq(cz_server_wait_listening(srv, 100), -ETIMEDOUT, "stopped: nothing listens");
+    }
+    cz_server_destroy(srv);
+}
+
+/* A stop asked before run has started anything is not lost. */
+Test(embed, stop_before_run, .timeout = 30)
+{
+    cz_server *srv = make_server(0);
+    cz_server_stop(srv);
+    long t0 = now_ms();
+    struct runner r = {.srv = srv};
+    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    pthread_join(r.thread, NULL);
+    cr_expect_eq(r.rc, 0);
+    cr_expect_lt(now_ms() - t0, 3000, "the early stop was lost");
+    /* And it does not stick: the next run serves. */
+    struct runner r2 = {.srv = srv};
+    cr_assert_eq(pthread_create(&r2.thread, NULL, run_thread, &r2), 0);
+    int port = cz_server_wait_listening(srv, 5000);
+    cr_expect_gt(port, 0);
+    cr_expect_eq(get_status(port, "/hello", NULL, 0), 200);
+    cz_server_stop(srv);
+    pthread_join(r2.thread, NULL);
+    cz_server_destroy(srv);
+}
+
+/* A start-up failure reaches a thread that waits for the server. */
+Test(embed, failed_start_is_reported_to_waiters, .timeout = 30)
+{
+    cz_server *a = make_server(0);
+    struct runner r = {.srv = a};
+    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    int port = cz_server_wait_listening(a, 5000);
+    cr_assert_gt(port, 0);
+    cz_server *b = make_server(port); /* the same port: in use */
+    struct runner rb = {.srv = b};
+    cr_assert_eq(pthread_create(&rb.thread, NULL, run_thread, &rb), 0);
+    cr_expect_eq(cz_server_wait_listening(b, 5000), -EADDRINUSE);
+    pthread_join(rb.thread, NULL);
+    cr_expect_eq(rb.rc, -EADDRINUSE);
+    cr_expect(strstr(cz_server_error(b), "already in use"), "%s", cz_server_error(b));
+    cz_server_destroy(b);
+    cz_server_stop(a);
+    pthread_join(r.thread, NULL);
+    cz_server_destroy(a);
+}
