@@ -41,7 +41,10 @@ struct cz_str {
 int cz_server_create(const struct cz_config *cfg, cz_server **out);
 
 /* Register a route.  method is "GET", "POST", ... or "*" for any method;
- * pattern is "/a/b", with "{name}" segments as parameters ("/users/{id}").
+ * pattern is "/a/b", with "{name}" segments as parameters ("/users/{id}")
+ * and an optional final "*" segment for the rest of the path, slashes
+ * included, read with cz_request_param(req, "*"): "/static/" then "*".  A static
+ * segment wins over a parameter, a parameter over the wildcard.
  * Returns 0, -EEXIST for a duplicate (same method and same pattern shape),
  * -EINVAL for a bad method or pattern, -EBUSY once the server runs. */
 int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,

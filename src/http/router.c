@@ -44,6 +44,7 @@ struct rnode {
     uint32_t nkids;
     uint32_t capkids;
     struct rnode *param; /* the "{...}" child, shared by every parameter name */
+    struct rnode *wild;  /* the final "*" child: the rest of the path, a route's end */
     struct rterm *term;  /* NULL unless a route ends here */
 };
 
@@ -151,9 +152,17 @@ static int pattern_check(const char *pattern, size_t len, struct pattern_info *p
             int rc = pattern_param(seg, seg_len, pi);
             if (rc < 0)
                 return rc;
+        } else if (seg_len == 1 && seg[0] == '*') {
+            /* The rest of the path, as the parameter "*": last segment only. */
+            if (slash || pi->nparams == CZ_ROUTER_MAX_PARAMS)
+                return -EINVAL;
+            pi->name[pi->nparams] = "*";
+            pi->name_len[pi->nparams] = 1;
+            pi->nparams++;
+            pi->names_bytes += 2;
         } else {
             for (size_t i = 0; i < seg_len; i++) {
-                if (is_bad_static_char((unsigned char)seg[i]))
+                if (is_bad_static_char((unsigned char)seg[i]) || seg[i] == '*')
                     return -EINVAL;
             }
         }
@@ -231,6 +240,17 @@ static int node_static_child(struct rnode *n, const char *seg, size_t len, struc
     return 0;
 }
 
+static int node_wild_child(struct rnode *n, struct rnode **out)
+{
+    if (!n->wild) {
+        n->wild = node_new(NULL, 0);
+        if (!n->wild)
+            return -ENOMEM;
+    }
+    *out = n->wild;
+    return 0;
+}
+
 static int node_param_child(struct rnode *n, struct rnode **out)
 {
     if (!n->param) {
@@ -280,6 +300,10 @@ static void node_free(struct rnode *n)
         node_free(n->param);
         catzilla_cache_free(n->param);
     }
+    if (n->wild) {
+        node_free(n->wild);
+        catzilla_cache_free(n->wild);
+    }
     if (n->term) {
         for (int s = 0; s < NSLOTS; s++)
             catzilla_cache_free((void *)n->term->names[s]);
@@ -317,6 +341,8 @@ int cz_router_add(struct cz_router *r, int method, const char *pattern, void *ta
         size_t seg_len = (size_t)(seg_end - seg);
         if (seg_len > 0 && seg[0] == '{')
             rc = node_param_child(n, &n);
+        else if (seg_len == 1 && seg[0] == '*')
+            rc = node_wild_child(n, &n);
         else
             rc = node_static_child(n, seg, seg_len, &n);
         if (rc < 0)
@@ -423,6 +449,14 @@ static bool match_node(const struct rnode *n, const char *seg, unsigned np, stru
         st->val[np] = seg;
         st->val_len[np] = len;
         if (match_visit(n->param, slash, np + 1, st))
+            return true;
+    }
+    /* Least specific last: the wildcard takes the rest, slashes and all
+     * (possibly nothing: a final "*" after "/static" matches "/static/"). */
+    if (n->wild && np < CZ_ROUTER_MAX_PARAMS) {
+        st->val[np] = seg;
+        st->val_len[np] = left;
+        if (match_visit(n->wild, NULL, np + 1, st))
             return true;
     }
     return false;

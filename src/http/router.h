@@ -38,7 +38,7 @@ struct cz_router;
 struct cz_route_param {
     const char *name;  /* from the matched route's pattern, owned by the router */
     const char *value; /* points into the path given to cz_router_match; not NUL-terminated */
-    size_t len;        /* > 0 */
+    size_t len;        /* > 0, except the wildcard's ("*"), which may be empty */
 };
 
 struct cz_route_match {

@@ -139,3 +139,29 @@ Test(embed, failed_start_is_reported_to_waiters, .timeout = 30)
     pthread_join(r.thread, NULL);
     cz_server_destroy(a);
 }
+
+static int on_static_rest(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)ud;
+    struct cz_str rest = cz_request_param(req, "*");
+    return cz_response_send(res, 200, "text/plain", rest.ptr ? rest.ptr : "", rest.len);
+}
+
+/* A final "*" segment matches the rest of the path, not a literal star. */
+Test(embed, wildcard_route, .timeout = 30)
+{
+    cz_server *srv = make_server(0);
+    cr_assert_eq(cz_server_route(srv, "GET", "/static/*", on_static_rest, NULL), 0);
+    struct runner r = {.srv = srv};
+    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    int port = cz_server_wait_listening(srv, 5000);
+    cr_assert_gt(port, 0);
+    char body[128];
+    cr_expect_eq(get_status(port, "/static/css/site.css", body, sizeof(body)), 200);
+    cr_expect_str_eq(body, "css/site.css");
+    cr_expect_eq(get_status(port, "/static/*", body, sizeof(body)), 200);
+    cr_expect_str_eq(body, "*");
+    cz_server_stop(srv);
+    pthread_join(r.thread, NULL);
+    cz_server_destroy(srv);
+}

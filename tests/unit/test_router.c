@@ -72,7 +72,7 @@ static enum cz_route_result match_copy(const struct cz_router *r, int method, co
             const struct cz_route_param *p = &m->params[i];
             cr_assert(p->value >= buf && p->value + p->len <= buf + len,
                       "%s: param %u does not point into the path", path, i);
-            cr_assert_gt(p->len, 0);
+            cr_assert(p->len > 0 || strcmp(p->name, "*") == 0, "%s: empty parameter", path);
             int w = snprintf(params + off, cap - off, "%s%s=%.*s", i ? "," : "", p->name,
                              (int)p->len, p->value);
             cr_assert(w > 0 && (size_t)w < cap - off);
@@ -794,5 +794,40 @@ Test(bench, plaintext_among_ten_routes)
         fprintf(stderr, "bench: router match %s: %.1f ns/op\n", paths[p], (t1 - t0) / ITERS);
     }
     (void)sink;
+    cz_router_destroy(r);
+}
+
+/* ---- the final "*" wildcard ---- */
+
+Test(match, wildcard_takes_the_rest)
+{
+    static const struct route_def defs[] = {
+        {GET, "/static/*", 1},          {GET, "/static/app.js", 2}, {GET, "/static/{file}/x", 3},
+        {GET, "/files/{user}/*", 4},    {GET, "/*", 5},
+    };
+    static const struct match_case cases[] = {
+        {GET, "/static/a/b/c.css", FOUND, 1, "*=a/b/c.css"},
+        {GET, "/static/", FOUND, 1, "*="},
+        {GET, "/static/app.js", FOUND, 2, NULL},     /* static wins */
+        {GET, "/static/lib/x", FOUND, 3, "file=lib"}, /* a parameter wins */
+        {GET, "/files/ann/2026/a.txt", FOUND, 4, "user=ann,*=2026/a.txt"},
+        {GET, "/static", FOUND, 5, "*=static"},       /* no slash: not /static/'s */
+        {GET, "/anything/else", FOUND, 5, "*=anything/else"},
+        {GET, "/", FOUND, 5, "*="},
+        {POST, "/static/a", NA, 0, NULL},
+    };
+    struct cz_router *r = build(defs, COUNT(defs));
+    run_cases(r, cases, COUNT(cases));
+    cz_router_destroy(r);
+}
+
+Test(pattern, wildcard_only_at_the_end)
+{
+    struct cz_router *r = cz_router_create();
+    static const char *const bad[] = {"/*/x", "/a/*/b", "/a*", "/*b", "/a/**", "/a/{x}*"};
+    for (size_t i = 0; i < COUNT(bad); i++)
+        cr_expect_eq(cz_router_add(r, CZ_METHOD_GET, bad[i], ID(1)), -EINVAL, "%s", bad[i]);
+    cr_expect_eq(cz_router_add(r, CZ_METHOD_GET, "/a/*", ID(1)), 0);
+    cr_expect_eq(cz_router_add(r, CZ_METHOD_GET, "/a/*", ID(2)), -EEXIST);
     cz_router_destroy(r);
 }
