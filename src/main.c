@@ -342,6 +342,19 @@ int main(int argc, char **argv)
     }
 
     cz_log_set_level((enum cz_log_level)cfg.log_level);
+    /* The binary serves its bundled docroot by default (the library serves
+     * files only from a root it is given); without one, a page at /. */
+    static char bundled[PATH_MAX];
+    bool no_docroot = false;
+    if (!cfg.root || !*cfg.root) {
+        if (cz_static_default_root(bundled, sizeof(bundled)) == 0) {
+            cfg.root = bundled;
+        } else {
+            no_docroot = true;
+            cz_log_warn("no --root given and the bundled docroot (public/) was not found; "
+                        "serving a built-in page at /");
+        }
+    }
     cz_server *srv;
     int rc = cz_server_create(&cfg, &srv);
     if (rc < 0) {
@@ -349,6 +362,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = builtin_register(srv);
+    if (rc == 0 && no_docroot)
+        rc = builtin_register_fallback_page(srv);
     if (rc < 0) {
         cz_log_error("registering built-in routes: %s", strerror(-rc));
         cz_server_destroy(srv);

@@ -37,6 +37,8 @@ struct cz_str {
 };
 
 /* Create a server; cfg is copied (its strings must outlive the server).
+ * Files are served only from cfg.root when it is set: unmatched requests are
+ * 404 otherwise.
  * Returns 0 and *out, or -errno.  Call from the thread that will call run. */
 int cz_server_create(const struct cz_config *cfg, cz_server **out);
 
@@ -49,6 +51,13 @@ int cz_server_create(const struct cz_config *cfg, cz_server **out);
  * -EINVAL for a bad method or pattern, -EBUSY once the server runs. */
 int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
                     void *user_data);
+
+/* Register the admin surface: GET /_catzilla/health, /_catzilla/stats (JSON),
+ * /_catzilla/metrics (Prometheus) and the dashboard at /_catzilla/, served
+ * only where cfg.admin puts them (by default their own listener on
+ * 127.0.0.1:9090; "same": the main one; "off": nowhere).  Without this call
+ * no admin listener is opened.  0 or -errno (-EBUSY once running). */
+int cz_server_admin_routes(cz_server *srv);
 
 /* Start the workers and serve until cz_server_stop() or SIGINT/SIGTERM (when
  * the caller lets run install its handlers: see cz_server_handle_signals).

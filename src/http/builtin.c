@@ -53,6 +53,29 @@ static int on_echo(const cz_request *req, cz_response *res, void *ud)
     return rc;
 }
 
+/* The binary's page at / when it found no docroot: only what this listener
+ * serves (the admin surface has its own address). */
+static const char fallback_page[] =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>Catzilla</title></head>"
+    "<body><h1>Catzilla</h1><p>A thread-per-core io_uring HTTP/1.1 server.</p><ul>"
+    "<li><a href=\"/plaintext\">/plaintext</a></li><li><a href=\"/json\">/json</a></li>"
+    "<li>POST /echo</li></ul><p>Health, stats, metrics and the dashboard are on the admin "
+    "address (<code>--admin</code>, by default http://127.0.0.1:9090/_catzilla/).</p>"
+    "</body></html>\n";
+
+static int on_fallback_page(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    return cz_response_send(res, 200, "text/html; charset=utf-8", fallback_page,
+                            sizeof(fallback_page) - 1);
+}
+
+int builtin_register_fallback_page(struct cz_server *srv)
+{
+    return cz_server_route(srv, "GET", "/", on_fallback_page, NULL);
+}
+
 static int on_health(const cz_request *req, cz_response *res, void *ud)
 {
     (void)req;
@@ -308,10 +331,10 @@ int builtin_register(struct cz_server *srv)
         rc = rc ? rc : cz_server_route(srv, "GET", "/json", on_json, NULL);
         rc = rc ? rc : cz_server_route(srv, "*", "/echo", on_echo, NULL);
     }
-    return rc ? rc : builtin_register_admin(srv);
+    return rc ? rc : cz_server_admin_routes(srv);
 }
 
-int builtin_register_admin(struct cz_server *srv)
+int cz_server_admin_routes(cz_server *srv)
 {
     if (srv->cfg.admin && strcmp(srv->cfg.admin, "off") == 0)
         return 0;

@@ -277,6 +277,7 @@ struct cz_server {
     _Atomic bool running;
     _Atomic bool stop_requested;
     bool handle_signals;
+    bool has_admin_routes;    /* cz_server_admin_routes was called */
     _Atomic bool signals_done; /* tells the signal thread that run is over */
     struct cz_mime *mime;
     char *root;               /* resolved docroot, NULL if none */
@@ -390,8 +391,8 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe);
 
 /* --- src/http/builtin.c --- */
 int builtin_register(struct cz_server *srv);
-/* Only the admin surface (unless --admin off). */
-int builtin_register_admin(struct cz_server *srv);
+/* GET /: a page naming the built-in routes (the binary without a docroot). */
+int builtin_register_fallback_page(struct cz_server *srv);
 void builtin_on_msg(struct worker *w, struct io_uring_cqe *cqe);
 void builtin_on_msg_sent(struct worker *w, struct io_uring_cqe *cqe);
 /* Stats gathers past their deadline answer with what they have. */

@@ -73,6 +73,7 @@ int server_route(struct cz_server *srv, const char *method, const char *pattern,
     r->user_data = user_data;
     r->method = m;
     r->admin = admin;
+    srv->has_admin_routes |= admin;
     r->pattern = strdup(pattern);
     if (!r->pattern) {
         free(r);
@@ -348,7 +349,9 @@ static int resolve_addresses(struct cz_server *srv, struct sockaddr_storage *mai
         return -EINVAL;
     }
     const char *admin = cfg->admin ? cfg->admin : "off";
-    if (strcmp(admin, "off") == 0) {
+    /* No admin route registered (an embedder that did not ask for them):
+     * nothing to listen for. */
+    if (strcmp(admin, "off") == 0 || !srv->has_admin_routes) {
         srv->admin_mode = ADMIN_OFF;
     } else if (strcmp(admin, "same") == 0) {
         srv->admin_mode = ADMIN_SAME;

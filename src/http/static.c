@@ -29,13 +29,6 @@
 #define MAX_RANGES 16
 #define REL_MAX 4096
 
-static const char fallback_page[] =
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>Catzilla</title></head>"
-    "<body><h1>Catzilla</h1><p>A thread-per-core io_uring HTTP/1.1 server.</p><ul>"
-    "<li><a href=\"/_catzilla/health\">/_catzilla/health</a></li>"
-    "<li><a href=\"/_catzilla/stats\">/_catzilla/stats</a></li>"
-    "<li><a href=\"/plaintext\">/plaintext</a></li><li><a href=\"/json\">/json</a></li>"
-    "</ul></body></html>\n";
 
 /* The bundled docroot: next to the binary in a build tree (build/catzilla ->
  * public/, build/<variant>/catzilla -> public/) or at the install path. */
@@ -71,16 +64,11 @@ int cz_static_default_root(char *out, size_t cap)
 
 int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen)
 {
+    /* No root, no file serving: the library never guesses a directory
+     * (the catzilla binary resolves its bundled one before it gets here). */
     const char *root = srv->cfg.root;
-    char found[PATH_MAX];
-    if (!root || !*root) {
-        if (cz_static_default_root(found, sizeof(found)) < 0) {
-            cz_log_warn("no --root given and the bundled docroot (public/) was not found; "
-                        "serving a built-in page at /");
-            return 0;
-        }
-        root = found;
-    }
+    if (!root || !*root)
+        return 0;
     int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -726,19 +714,8 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
 {
     struct worker *w = c->w;
     struct cz_server *srv = w->srv;
-    if (srv->root_fd < 0) {
-        if (req->path.len == 1 && (req->method == CZ_METHOD_GET || req->method == CZ_METHOD_HEAD)) {
-            struct cz_response res;
-            response_init(&res, c, 200);
-            cz_response_send(&res, 200, "text/html; charset=utf-8", fallback_page,
-                             sizeof(fallback_page) - 1);
-            if (response_finish(&res, req) < 0)
-                conn_close(c);
-            response_release(&res);
-            return 0;
-        }
+    if (srv->root_fd < 0)
         return -ENOENT;
-    }
 
     char rel[REL_MAX + 16];
     size_t rl = 0;

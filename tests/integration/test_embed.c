@@ -1,12 +1,14 @@
 /* The embedding API's lifecycle, through the library itself: waiting until
  * the server listens, the port from any thread, stopping before, during and
  * after a run, running a server twice, and an invalid status refused. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/harness.h"
@@ -43,7 +45,7 @@ static void *run_thread(void *arg)
     return NULL;
 }
 
-static cz_server *make_server(int port)
+static cz_server *make_server_admin(int port, const char *admin)
 {
     if (!io_uring_usable())
         cr_skip_test("io_uring is not available here");
@@ -52,13 +54,18 @@ static cz_server *make_server(int port)
     cfg.port = port;
     cfg.bind = "127.0.0.1";
     cfg.threads = 1;
-    cfg.admin = "off";
+    cfg.admin = admin;
     cfg.log_level = CZ_LOG_ERROR;
     cz_server *srv;
     cr_assert_eq(cz_server_create(&cfg, &srv), 0);
     cr_assert_eq(cz_server_route(srv, "GET", "/hello", on_hello, NULL), 0);
     cr_assert_eq(cz_server_route(srv, "GET", "/bad", on_bad_status, NULL), 0);
     return srv;
+}
+
+static cz_server *make_server(int port)
+{
+    return make_server_admin(port, "off");
 }
 
 static int get_status(int port, const char *path, char *body, size_t cap)
@@ -163,5 +170,60 @@ Test(embed, wildcard_route, .timeout = 30)
     cr_expect_str_eq(body, "*");
     cz_server_stop(srv);
     pthread_join(r.thread, NULL);
+    cz_server_destroy(srv);
+}
+
+/* The library serves files only from a root it is given: no guessed
+ * docroot, no built-in page. */
+Test(embed, no_root_no_files, .timeout = 30)
+{
+    cz_server *srv = make_server(0);
+    struct runner r = {.srv = srv};
+    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    int port = cz_server_wait_listening(srv, 5000);
+    cr_assert_gt(port, 0);
+    cr_expect_eq(get_status(port, "/", NULL, 0), 404);
+    cr_expect_eq(get_status(port, "/index.html", NULL, 0), 404);
+    cr_expect_eq(get_status(port, "/_catzilla/health", NULL, 0), 404, "no admin routes asked");
+    cz_server_stop(srv);
+    pthread_join(r.thread, NULL);
+    cz_server_destroy(srv);
+}
+
+/* The admin surface is one call away, served where cfg.admin says; without
+ * the call no admin listener is opened (the default address may be busy). */
+Test(embed, admin_routes_on_request, .timeout = 30)
+{
+    /* A port held by someone else, as another program would. */
+    int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    cr_assert(bind(busy, (struct sockaddr *)&sa, sl) == 0 && listen(busy, 1) == 0);
+    getsockname(busy, (struct sockaddr *)&sa, &sl);
+    static char admin[32];
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", ntohs(sa.sin_port));
+
+    /* Its admin address is taken, but it has no admin routes: it starts. */
+    cz_server *plain = make_server_admin(0, admin);
+    struct runner r = {.srv = plain};
+    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    cr_expect_gt(cz_server_wait_listening(plain, 5000), 0, "%s", cz_server_error(plain));
+    cz_server_stop(plain);
+    pthread_join(r.thread, NULL);
+    cz_server_destroy(plain);
+    close(busy);
+
+    cz_server *srv = make_server_admin(0, "same");
+    cr_assert_eq(cz_server_admin_routes(srv), 0);
+    struct runner r2 = {.srv = srv};
+    cr_assert_eq(pthread_create(&r2.thread, NULL, run_thread, &r2), 0);
+    int port = cz_server_wait_listening(srv, 5000);
+    cr_assert_gt(port, 0);
+    char body[64];
+    cr_expect_eq(get_status(port, "/_catzilla/health", body, sizeof(body)), 200);
+    cr_expect_str_eq(body, "ok");
+    cr_expect_eq(get_status(port, "/_catzilla/metrics", NULL, 0), 200);
+    cz_server_stop(srv);
+    pthread_join(r2.thread, NULL);
     cz_server_destroy(srv);
 }

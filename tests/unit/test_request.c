@@ -36,6 +36,8 @@ static void setup(void)
     cfg.max_body_size = 64;
     cr_assert_eq(cz_server_create(&cfg, &srv), 0);
     cr_assert_eq(builtin_register(srv), 0);
+    /* The binary without a docroot: its page at /. */
+    cr_assert_eq(builtin_register_fallback_page(srv), 0);
     cr_assert_eq(cz_server_route(srv, "GET", "/inprogress", on_inprogress, NULL), 0);
     srv->root_fd = -1;
     catzilla_memory_thread_init();
