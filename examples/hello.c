@@ -4,6 +4,7 @@
  *   make && build/examples/hello --port 9000
  *   curl localhost:9000/hello/world      -> {"hello":"world","worker":0}
  *   curl -X POST -d hi localhost:9000/count
+ *   build/examples/hello --label got --port 9000   # a flag of its own, next to Catzilla's
  */
 #include <stdio.h>
 #include <string.h>
@@ -48,15 +49,37 @@ int main(int argc, char **argv)
     struct cz_config cfg;
     cz_config_defaults(&cfg);
     char err[256];
-    if (cz_config_parse(&cfg, argc, argv, NULL, NULL, err, sizeof(err)) < 0) {
+    enum cz_config_mode mode;
+    /* Catzilla's flags are applied; ours (--label TEXT) come back in argv. */
+    if (cz_config_parse_app(&cfg, &argc, argv, &mode, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "hello: %s\n", err);
+        return 2;
+    }
+    const char *label = "received";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--label") == 0 && i + 1 < argc) {
+            label = argv[++i];
+        } else {
+            fprintf(stderr, "hello: unexpected argument '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (mode == CZ_MODE_HELP) {
+        printf("hello: a Catzilla embedding example.\n  --label TEXT   what /count says "
+               "(default: received)\n\n");
+        cz_config_print_help(stdout, argv[0]);
+        return 0;
+    }
+    if (mode != CZ_MODE_SERVE) {
+        fprintf(stderr, "hello: only --help is supported among Catzilla's modes\n");
         return 2;
     }
     cz_server *srv;
     if (cz_server_create(&cfg, &srv) < 0)
         return 1;
     if (cz_server_route(srv, "GET", "/hello/{name}", on_hello, NULL) < 0 ||
-        cz_server_route(srv, "POST", "/count", on_count, "received") < 0) {
+        cz_server_route(srv, "POST", "/count", on_count, (void *)label) < 0 ||
+        cz_server_admin_routes(srv) < 0) {
         fprintf(stderr, "hello: cannot register routes\n");
         cz_server_destroy(srv);
         return 1;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum cz_opt_type {
     CZ_OPT_INT,      /* long, in [min, max] */
@@ -138,11 +139,22 @@ void cz_config_defaults(struct cz_config *cfg);
 /* Apply CATZILLA_* environment variables, then argv (argv wins).  On error
  * returns -EINVAL and writes a one-line message to err.  Recognises the
  * mode flags --help, --version, --print-config and --check-health URL through
- * *mode / *mode_arg (which may be NULL if the caller has no modes). */
+ * *mode / *mode_arg; with mode NULL (a caller with no modes) they are an
+ * error, never silently ignored. */
 enum cz_config_mode { CZ_MODE_SERVE, CZ_MODE_HELP, CZ_MODE_VERSION, CZ_MODE_PRINT_CONFIG,
                       CZ_MODE_CHECK_HEALTH, CZ_MODE_HELP_MARKDOWN };
 int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
                     const char **mode_arg, char *err, size_t errlen);
+/* For applications with flags of their own: the same, but arguments that are
+ * not Catzilla's (unknown --flags, their values, positionals) are handed back,
+ * in order, in argv[1..*argc-1] (argv[*argc] = NULL) instead of being an
+ * error.  mode is required: --help, --version, ... are reported there for the
+ * application to act on (print its own help, then cz_config_print_help's). */
+int cz_config_parse_app(struct cz_config *cfg, int *argc, char **argv, enum cz_config_mode *mode,
+                        const char **mode_arg, char *err, size_t errlen);
+
+/* Catzilla's options as --help shows them (usage line with argv0). */
+void cz_config_print_help(FILE *f, const char *argv0);
 
 /* Cross-field checks (e.g. file_cache_max_file <= file_cache_size). 0 or -EINVAL + err. */
 int cz_config_validate(const struct cz_config *cfg, char *err, size_t errlen);

@@ -212,8 +212,10 @@ static const struct cz_option *find_flag(const char *name, size_t len)
     return NULL;
 }
 
-int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
-                    const char **mode_arg, char *err, size_t errlen)
+/* The one parser.  rest: arguments that are not ours go there (in order,
+ * *nrest of them) instead of being an error. */
+static int parse_args(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
+                      const char **mode_arg, char **rest, int *nrest, char *err, size_t errlen)
 {
     char name[96];
     if (mode)
@@ -236,8 +238,13 @@ int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config
             arg = "--help";
         else if (strcmp(arg, "-V") == 0)
             arg = "--version";
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            if (rest) {
+                rest[(*nrest)++] = argv[i];
+                continue;
+            }
             return fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
+        }
         const char *key = arg + 2;
         const char *eq = strchr(key, '=');
         size_t keylen = eq ? (size_t)(eq - key) : strlen(key);
@@ -264,8 +271,11 @@ int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config
             } else if (!modes[m].needs_arg && v) {
                 return fail(err, errlen, "--%s takes no value", modes[m].name);
             }
-            if (mode)
-                *mode = modes[m].mode;
+            /* A caller with no use for modes must not start a server on
+             * "--help" (a public one, on 0.0.0.0:8080). */
+            if (!mode)
+                return fail(err, errlen, "--%s is not available here", modes[m].name);
+            *mode = modes[m].mode;
             if (mode_arg)
                 *mode_arg = v;
         }
@@ -273,6 +283,10 @@ int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config
             continue;
 
         const struct cz_option *o = find_flag(key, keylen);
+        if (!o && rest) {
+            rest[(*nrest)++] = argv[i];
+            continue;
+        }
         if (!o)
             return fail(err, errlen, "unknown option '--%.*s' (see --help)", (int)keylen, key);
         const char *value = eq ? eq + 1 : NULL;
@@ -324,6 +338,28 @@ static int check_log_path(const char *path, char *err, size_t errlen)
         snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
     if (access(dir, W_OK | X_OK) != 0)
         return fail(err, errlen, "--access-log %s: directory %s: %s", path, dir, strerror(errno));
+    return 0;
+}
+
+int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
+                    const char **mode_arg, char *err, size_t errlen)
+{
+    return parse_args(cfg, argc, argv, mode, mode_arg, NULL, NULL, err, errlen);
+}
+
+int cz_config_parse_app(struct cz_config *cfg, int *argc, char **argv, enum cz_config_mode *mode,
+                        const char **mode_arg, char *err, size_t errlen)
+{
+    if (!argc || !mode)
+        return fail(err, errlen, "cz_config_parse_app: argc and mode are required");
+    int nrest = 0;
+    /* Ours are consumed left to right, so the rest fits in argv itself:
+     * slot nrest + 1 is never ahead of the argument being read. */
+    int rc = parse_args(cfg, *argc, argv, mode, mode_arg, argv + 1, &nrest, err, errlen);
+    if (rc < 0)
+        return rc;
+    *argc = nrest + 1;
+    argv[*argc] = NULL;
     return 0;
 }
 

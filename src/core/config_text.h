@@ -12,7 +12,7 @@ void cz_option_env_name(const struct cz_option *o, char *buf, size_t cap);
 /* The option's value in cfg, in the form a flag would accept. */
 void cz_option_format_value(const struct cz_config *cfg, const struct cz_option *o, char *buf,
                             size_t cap);
-void cz_config_print_help(FILE *f, const char *argv0);
+
 void cz_config_print(FILE *f, const struct cz_config *cfg);
 /* The flag table as Markdown, for the README (checked by tests/unit/test_config.c). */
 void cz_config_print_markdown(FILE *f);

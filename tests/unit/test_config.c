@@ -229,3 +229,53 @@ Test(config, readme_flag_table_is_current)
               "README flag table is stale: run scripts/update-readme-flags.sh");
     free(gen);
 }
+
+/* Applications with flags of their own get back what is not Catzilla's, in
+ * order; Catzilla's flags (and their values) are consumed. */
+Test(config, parse_app_hands_back_the_rest)
+{
+    struct cz_config c;
+    char err[256];
+    enum cz_config_mode mode;
+    char *argv[] = {"app", "--port", "9001", "--label", "x y", "--threads=3", "input.txt",
+                    "--verbose", "--no-pin", NULL};
+    int argc = 9;
+    cz_config_defaults(&c);
+    cr_assert_eq(cz_config_parse_app(&c, &argc, argv, &mode, NULL, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_expect_eq(c.port, 9001);
+    cr_expect_eq(c.threads, 3);
+    cr_expect(c.no_pin);
+    cr_expect_eq(mode, CZ_MODE_SERVE);
+    cr_assert_eq(argc, 5);
+    cr_expect_str_eq(argv[0], "app");
+    cr_expect_str_eq(argv[1], "--label");
+    cr_expect_str_eq(argv[2], "x y");
+    cr_expect_str_eq(argv[3], "input.txt");
+    cr_expect_str_eq(argv[4], "--verbose");
+    cr_expect_null(argv[5]);
+
+    /* Modes are reported, not acted on. */
+    char *h[] = {"app", "--help", "--mine", NULL};
+    argc = 3;
+    cr_assert_eq(cz_config_parse_app(&c, &argc, h, &mode, NULL, err, sizeof(err)), 0);
+    cr_expect_eq(mode, CZ_MODE_HELP);
+    cr_expect_eq(argc, 2);
+    /* A bad value of a Catzilla flag is still an error. */
+    char *bad[] = {"app", "--port", "x", NULL};
+    argc = 3;
+    cr_expect_eq(cz_config_parse_app(&c, &argc, bad, &mode, NULL, err, sizeof(err)), -EINVAL);
+}
+
+/* A caller with no modes never gets a server started by "--help". */
+Test(config, modes_without_a_mode_pointer_are_errors)
+{
+    struct cz_config c;
+    char err[256];
+    static const char *const flags[] = {"--help", "-h", "--version", "--print-config"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        cr_expect_eq(parse(&c, err, (const char *const[]){flags[i], NULL}), -EINVAL, "%s",
+                     flags[i]);
+        cr_expect(strstr(err, "is not available here"), "%s: %s", flags[i], err);
+    }
+}
