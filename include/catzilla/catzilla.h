@@ -52,6 +52,11 @@ int cz_server_create(const struct cz_config *cfg, cz_server **out);
 int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
                     void *user_data);
 
+/* The handler for requests that match no route (and no file under cfg.root),
+ * instead of the 404 page; it sets its own status.  NULL restores the page.
+ * 0, or -EBUSY once running. */
+int cz_server_not_found(cz_server *srv, cz_handler_fn fn, void *user_data);
+
 /* Register the admin surface: GET /_catzilla/health, /_catzilla/stats (JSON),
  * /_catzilla/metrics (Prometheus) and the dashboard at /_catzilla/, served
  * only where cfg.admin puts them (by default their own listener on

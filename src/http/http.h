@@ -278,6 +278,8 @@ struct cz_server {
     _Atomic bool stop_requested;
     bool handle_signals;
     bool has_admin_routes;    /* cz_server_admin_routes was called */
+    cz_handler_fn not_found_fn; /* cz_server_not_found; NULL: a 404 page */
+    void *not_found_ud;
     _Atomic bool signals_done; /* tells the signal thread that run is over */
     struct cz_mime *mime;
     char *root;               /* resolved docroot, NULL if none */

@@ -93,6 +93,15 @@ int server_route(struct cz_server *srv, const char *method, const char *pattern,
     return 0;
 }
 
+int cz_server_not_found(cz_server *srv, cz_handler_fn fn, void *user_data)
+{
+    if (atomic_load(&srv->running))
+        return -EBUSY;
+    srv->not_found_fn = fn;
+    srv->not_found_ud = user_data;
+    return 0;
+}
+
 void cz_server_handle_signals(cz_server *srv)
 {
     srv->handle_signals = true;
@@ -195,6 +204,23 @@ static void answer_status(struct conn *c, const struct cz_request *req, int stat
     response_text(c, status, req->head, c->close_after_send, more);
 }
 
+/* A handler's answer, or the status page its failure calls for. */
+static void run_handler(struct conn *c, struct cz_request *req, cz_handler_fn fn, void *ud)
+{
+    struct cz_response res;
+    response_init(&res, c, 200);
+    int rc = fn(req, &res, ud);
+    if (res.deferred) {
+        /* The handler holds a placeholder and fills it later: an explicit
+         * state, whatever it returned. */
+    } else if (rc < 0 || res.failed) {
+        answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL);
+    } else if (response_finish(&res, req) < 0) {
+        conn_close(c);
+    }
+    response_release(&res);
+}
+
 static bool is_admin_path(const char *p, size_t len)
 {
     return len >= sizeof(CZ_ADMIN_PREFIX) - 1 &&
@@ -236,18 +262,7 @@ void server_dispatch(struct conn *c, struct cz_request *req)
 #endif
     if (rr == CZ_ROUTE_FOUND) {
         struct route *r = req->match.target;
-        struct cz_response res;
-        response_init(&res, c, 200);
-        int rc = r->fn(req, &res, r->user_data);
-        if (res.deferred) {
-            /* The handler holds a placeholder and fills it later: an
-             * explicit state, whatever it returned. */
-        } else if (rc < 0 || res.failed) {
-            answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL);
-        } else if (response_finish(&res, req) < 0) {
-            conn_close(c);
-        }
-        response_release(&res);
+        run_handler(c, req, r->fn, r->user_data);
         return;
     }
     if (rr == CZ_ROUTE_METHOD_NOT_ALLOWED) {
@@ -257,10 +272,14 @@ void server_dispatch(struct conn *c, struct cz_request *req)
         answer_status(c, req, 405, &more);
         return;
     }
-    /* Not a route: the static file tree, if any, else 404 (501 for methods
-     * this server does not implement at all). */
+    /* Not a route: the static file tree, if any, then the application's
+     * not-found handler, else 404. */
     if (cz_static_serve(c, req) == 0)
         return;
+    if (w->srv->not_found_fn) {
+        run_handler(c, req, w->srv->not_found_fn, w->srv->not_found_ud);
+        return;
+    }
     answer_status(c, req, 404, NULL);
 }
 

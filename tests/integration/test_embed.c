@@ -227,3 +227,31 @@ Test(embed, admin_routes_on_request, .timeout = 30)
     pthread_join(r2.thread, NULL);
     cz_server_destroy(srv);
 }
+
+static int on_missing(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)ud;
+    char body[256];
+    struct cz_str path = cz_request_path(req);
+    int n = snprintf(body, sizeof(body), "{\"missing\":\"%.*s\"}", (int)path.len, path.ptr);
+    return cz_response_send(res, 404, "application/json", body, (size_t)n);
+}
+
+/* The application's own not-found answer. */
+Test(embed, custom_not_found, .timeout = 30)
+{
+    cz_server *srv = make_server(0);
+    cr_assert_eq(cz_server_not_found(srv, on_missing, NULL), 0);
+    struct runner r = {.srv = srv};
+    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    int port = cz_server_wait_listening(srv, 5000);
+    cr_assert_gt(port, 0);
+    cr_expect_eq(cz_server_not_found(srv, NULL, NULL), -EBUSY);
+    char body[128];
+    cr_expect_eq(get_status(port, "/nowhere/x", body, sizeof(body)), 404);
+    cr_expect_str_eq(body, "{\"missing\":\"/nowhere/x\"}");
+    cr_expect_eq(get_status(port, "/hello", body, sizeof(body)), 200, "routes still win");
+    cz_server_stop(srv);
+    pthread_join(r.thread, NULL);
+    cz_server_destroy(srv);
+}
