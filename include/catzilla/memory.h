@@ -111,8 +111,9 @@ int catzilla_memory_thread_init(void);
  * thread uses the default arenas; no-op without arenas. */
 void catzilla_memory_thread_exit(void);
 
-/* Arena index of the calling thread's arena of that kind, or -1 without arenas
- * (or for an invalid kind). */
+/* Arena index of the calling thread's arena of that kind; -EINVAL for an
+ * invalid kind, -ENOENT on a thread without arenas, -ENOTSUP in the libc
+ * build (which has none). */
 int catzilla_memory_arena_index(enum catzilla_arena_kind kind);
 
 /* Generic form of the per-kind functions below.  alloc: at least size bytes

@@ -475,8 +475,10 @@ void catzilla_memory_thread_exit(void)
 
 int catzilla_memory_arena_index(enum catzilla_arena_kind kind)
 {
-    if (!tls.ready || (unsigned)kind >= CATZILLA_ARENA_MAX)
-        return -1;
+    if ((unsigned)kind >= CATZILLA_ARENA_MAX)
+        return -EINVAL;
+    if (!tls.ready)
+        return -ENOENT;
     return (int)tls.arena[kind];
 }
 
@@ -694,8 +696,7 @@ void catzilla_memory_thread_exit(void)
 
 int catzilla_memory_arena_index(enum catzilla_arena_kind kind)
 {
-    (void)kind;
-    return -1;
+    return (unsigned)kind >= CATZILLA_ARENA_MAX ? -EINVAL : -ENOTSUP;
 }
 
 static inline size_t mem_usable(void *ptr)
