@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "catzilla/config.h"
 #include "catzilla/memory.h"
@@ -98,6 +99,14 @@ void cz_server_destroy(cz_server *srv);
 struct cz_str cz_request_method(const cz_request *req);
 struct cz_str cz_request_path(const cz_request *req);   /* without the query */
 struct cz_str cz_request_query(const cz_request *req);  /* after '?', may be empty */
+/* Percent-decode len bytes of in into out (NUL-terminated), '+' as a space
+ * when plus_is_space (query strings).  Returns the decoded length, -EINVAL
+ * for a bad escape or %00, -ENOSPC if out (cap bytes) is too small. */
+ssize_t cz_url_decode(const char *in, size_t len, bool plus_is_space, char *out, size_t cap);
+/* The first query parameter called name ("?a=1&b=x%20y"), decoded into out
+ * as cz_url_decode does ("" for "?flag" or "?flag=").  Returns its length,
+ * -ENOENT when absent, -EINVAL or -ENOSPC as cz_url_decode. */
+ssize_t cz_request_query_param(const cz_request *req, const char *name, char *out, size_t cap);
 /* Route parameter by name; .ptr NULL when absent. */
 struct cz_str cz_request_param(const cz_request *req, const char *name);
 /* First header with that name (case-insensitive); .ptr NULL when absent. */

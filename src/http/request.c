@@ -679,6 +679,60 @@ struct cz_str cz_request_header(const cz_request *req, const char *name)
     return (struct cz_str){NULL, 0};
 }
 
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 0x20);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+ssize_t cz_url_decode(const char *in, size_t len, bool plus_is_space, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = in[i];
+        if (ch == '%') {
+            int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_value(in[i + 2]) : -1;
+            if (lo < 0 || (hi == 0 && lo == 0))
+                return -EINVAL; /* a bad escape, or %00 */
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (ch == '+' && plus_is_space) {
+            ch = ' ';
+        }
+        if (n + 1 >= cap)
+            return -ENOSPC;
+        out[n++] = ch;
+    }
+    if (cap == 0)
+        return -ENOSPC;
+    out[n] = '\0';
+    return (ssize_t)n;
+}
+
+ssize_t cz_request_query_param(const cz_request *req, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = req->query.ptr, *end = p + req->query.len;
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pair_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        const char *key_end = eq ? eq : pair_end;
+        /* Names are compared decoded: "a%20b" is the name "a b". */
+        char key[256];
+        ssize_t kl = cz_url_decode(p, (size_t)(key_end - p), true, key, sizeof(key));
+        if (kl == (ssize_t)nl && memcmp(key, name, nl) == 0) {
+            const char *v = eq ? eq + 1 : pair_end;
+            return cz_url_decode(v, (size_t)(pair_end - v), true, out, cap);
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return -ENOENT;
+}
+
 struct cz_str cz_request_param(const cz_request *req, const char *name)
 {
     size_t n = strlen(name);
