@@ -63,6 +63,25 @@ static cz_server *make_server_admin(int port, const char *admin)
     return srv;
 }
 
+/* Run srv on a thread of its own; returns the port once it listens. */
+static int start(cz_server *srv, struct runner *r)
+{
+    r->srv = srv;
+    cr_assert_eq(pthread_create(&r->thread, NULL, run_thread, r), 0);
+    int port = cz_server_wait_listening(srv, 5000);
+    cr_assert_gt(port, 0, "%s", cz_server_error(srv));
+    return port;
+}
+
+/* Stop, join and destroy what start ran. */
+static void finish(struct runner *r)
+{
+    cz_server_stop(r->srv);
+    pthread_join(r->thread, NULL);
+    cr_expect_eq(r->rc, 0);
+    cz_server_destroy(r->srv);
+}
+
 static cz_server *make_server(int port)
 {
     return make_server_admin(port, "off");
@@ -121,9 +140,7 @@ Test(embed, stop_before_run, .timeout = 30)
     int port = cz_server_wait_listening(srv, 5000);
     cr_expect_gt(port, 0);
     cr_expect_eq(get_status(port, "/hello", NULL, 0), 200);
-    cz_server_stop(srv);
-    pthread_join(r2.thread, NULL);
-    cz_server_destroy(srv);
+    finish(&r2);
 }
 
 /* A start-up failure reaches a thread that waits for the server. */
@@ -159,18 +176,14 @@ Test(embed, wildcard_route, .timeout = 30)
 {
     cz_server *srv = make_server(0);
     cr_assert_eq(cz_server_route(srv, "GET", "/static/*", on_static_rest, NULL), 0);
-    struct runner r = {.srv = srv};
-    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
-    int port = cz_server_wait_listening(srv, 5000);
-    cr_assert_gt(port, 0);
+    struct runner r;
+    int port = start(srv, &r);
     char body[128];
     cr_expect_eq(get_status(port, "/static/css/site.css", body, sizeof(body)), 200);
     cr_expect_str_eq(body, "css/site.css");
     cr_expect_eq(get_status(port, "/static/*", body, sizeof(body)), 200);
     cr_expect_str_eq(body, "*");
-    cz_server_stop(srv);
-    pthread_join(r.thread, NULL);
-    cz_server_destroy(srv);
+    finish(&r);
 }
 
 /* The library serves files only from a root it is given: no guessed
@@ -178,16 +191,12 @@ Test(embed, wildcard_route, .timeout = 30)
 Test(embed, no_root_no_files, .timeout = 30)
 {
     cz_server *srv = make_server(0);
-    struct runner r = {.srv = srv};
-    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
-    int port = cz_server_wait_listening(srv, 5000);
-    cr_assert_gt(port, 0);
+    struct runner r;
+    int port = start(srv, &r);
     cr_expect_eq(get_status(port, "/", NULL, 0), 404);
     cr_expect_eq(get_status(port, "/index.html", NULL, 0), 404);
     cr_expect_eq(get_status(port, "/_catzilla/health", NULL, 0), 404, "no admin routes asked");
-    cz_server_stop(srv);
-    pthread_join(r.thread, NULL);
-    cz_server_destroy(srv);
+    finish(&r);
 }
 
 /* The admin surface is one call away, served where cfg.admin says; without
@@ -215,17 +224,13 @@ Test(embed, admin_routes_on_request, .timeout = 30)
 
     cz_server *srv = make_server_admin(0, "same");
     cr_assert_eq(cz_server_admin_routes(srv), 0);
-    struct runner r2 = {.srv = srv};
-    cr_assert_eq(pthread_create(&r2.thread, NULL, run_thread, &r2), 0);
-    int port = cz_server_wait_listening(srv, 5000);
-    cr_assert_gt(port, 0);
+    struct runner r2;
+    int port = start(srv, &r2);
     char body[64];
     cr_expect_eq(get_status(port, "/_catzilla/health", body, sizeof(body)), 200);
     cr_expect_str_eq(body, "ok");
     cr_expect_eq(get_status(port, "/_catzilla/metrics", NULL, 0), 200);
-    cz_server_stop(srv);
-    pthread_join(r2.thread, NULL);
-    cz_server_destroy(srv);
+    finish(&r2);
 }
 
 static int on_missing(const cz_request *req, cz_response *res, void *ud)
@@ -242,18 +247,14 @@ Test(embed, custom_not_found, .timeout = 30)
 {
     cz_server *srv = make_server(0);
     cr_assert_eq(cz_server_not_found(srv, on_missing, NULL), 0);
-    struct runner r = {.srv = srv};
-    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
-    int port = cz_server_wait_listening(srv, 5000);
-    cr_assert_gt(port, 0);
+    struct runner r;
+    int port = start(srv, &r);
     cr_expect_eq(cz_server_not_found(srv, NULL, NULL), -EBUSY);
     char body[128];
     cr_expect_eq(get_status(port, "/nowhere/x", body, sizeof(body)), 404);
     cr_expect_str_eq(body, "{\"missing\":\"/nowhere/x\"}");
     cr_expect_eq(get_status(port, "/hello", body, sizeof(body)), 200, "routes still win");
-    cz_server_stop(srv);
-    pthread_join(r.thread, NULL);
-    cz_server_destroy(srv);
+    finish(&r);
 }
 
 static int on_search(const cz_request *req, cz_response *res, void *ud)
@@ -281,10 +282,8 @@ Test(embed, query_params, .timeout = 30)
 
     cz_server *srv = make_server(0);
     cr_assert_eq(cz_server_route(srv, "GET", "/search", on_search, NULL), 0);
-    struct runner r = {.srv = srv};
-    cr_assert_eq(pthread_create(&r.thread, NULL, run_thread, &r), 0);
-    int port = cz_server_wait_listening(srv, 5000);
-    cr_assert_gt(port, 0);
+    struct runner r;
+    int port = start(srv, &r);
     static const char *const cases[][2] = {
         {"/search?q=hello+world%21", "q=[hello world!]"},
         {"/search?a=1&q=%E2%9C%93&q=second", "q=[\xe2\x9c\x93]"},
@@ -298,7 +297,5 @@ Test(embed, query_params, .timeout = 30)
         cr_expect_eq(get_status(port, cases[i][0], body, sizeof(body)), 200, "%s", cases[i][0]);
         cr_expect_str_eq(body, cases[i][1], "%s", cases[i][0]);
     }
-    cz_server_stop(srv);
-    pthread_join(r.thread, NULL);
-    cz_server_destroy(srv);
+    finish(&r);
 }
