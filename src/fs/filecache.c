@@ -141,13 +141,19 @@ static void table_remove(struct cz_filecache *fc, struct cz_cache_entry *e)
     cz_filecache_release(e);
 }
 
+/* Every entry out of the table; in-flight sends keep theirs. */
+static void forget_all(struct cz_filecache *fc)
+{
+    while (fc->lru_head)
+        table_remove(fc, fc->lru_head);
+}
+
 void cz_filecache_destroy(struct cz_filecache *fc, bool ring_alive)
 {
     if (!fc)
         return;
     fc->ring_alive = fc->ring_alive && ring_alive;
-    while (fc->lru_head)
-        table_remove(fc, fc->lru_head);
+    forget_all(fc);
     if (fc->nlive == 0)
         cache_free(fc);
     else
@@ -172,8 +178,7 @@ void cz_filecache_set_budget(struct cz_filecache *fc, size_t bytes)
 
 void cz_filecache_clear(struct cz_filecache *fc, const struct cz_mime *mime)
 {
-    while (fc->lru_head)
-        table_remove(fc, fc->lru_head);
+    forget_all(fc);
     fc->env.mime = mime;
 }
 

@@ -367,6 +367,9 @@ void response_text(struct conn *c, int status, bool head, bool close,
                    const struct head_spec *more);
 
 /* --- src/http/server.c --- */
+/* Write every worker's eventfd: it wakes and looks at what changed (a stop,
+ * a memory pressure level, a reload).  Any thread, async-signal-safe. */
+void server_wake_workers(struct cz_server *srv);
 /* Workers a server with cfg runs: --threads, or one per CPU of the affinity mask. */
 unsigned server_worker_count(const struct cz_config *cfg);
 /* Paths of the admin surface (health, stats, metrics, dashboard). */

@@ -172,17 +172,6 @@ static int sample(const struct memguard *g, uint64_t *usage)
     return process_rss(usage);
 }
 
-static void wake_workers(struct cz_server *srv)
-{
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        uint64_t one = 1;
-        if (srv->workers[i].wake_fd >= 0) {
-            ssize_t n = write(srv->workers[i].wake_fd, &one, sizeof(one));
-            (void)n;
-        }
-    }
-}
-
 static void *monitor(void *arg)
 {
     struct cz_server *srv = arg;
@@ -212,7 +201,7 @@ static void *monitor(void *arg)
         cz_log(next > cur ? CZ_LOG_WARN : CZ_LOG_INFO, "memory pressure %s -> %s: %.1f of %.1f MiB",
                memguard_level_name(cur), memguard_level_name(next), (double)usage / 1048576.0,
                (double)g->limit / 1048576.0);
-        wake_workers(srv);
+        server_wake_workers(srv);
     }
     return NULL;
 }

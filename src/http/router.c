@@ -240,25 +240,15 @@ static int node_static_child(struct rnode *n, const char *seg, size_t len, struc
     return 0;
 }
 
-static int node_wild_child(struct rnode *n, struct rnode **out)
+/* The parameter or wildcard child in *slot, created when missing. */
+static int node_special_child(struct rnode **slot, struct rnode **out)
 {
-    if (!n->wild) {
-        n->wild = node_new(NULL, 0);
-        if (!n->wild)
+    if (!*slot) {
+        *slot = node_new(NULL, 0);
+        if (!*slot)
             return -ENOMEM;
     }
-    *out = n->wild;
-    return 0;
-}
-
-static int node_param_child(struct rnode *n, struct rnode **out)
-{
-    if (!n->param) {
-        n->param = node_new(NULL, 0);
-        if (!n->param)
-            return -ENOMEM;
-    }
-    *out = n->param;
+    *out = *slot;
     return 0;
 }
 
@@ -340,9 +330,9 @@ int cz_router_add(struct cz_router *r, int method, const char *pattern, void *ta
         const char *seg_end = slash ? slash : end;
         size_t seg_len = (size_t)(seg_end - seg);
         if (seg_len > 0 && seg[0] == '{')
-            rc = node_param_child(n, &n);
+            rc = node_special_child(&n->param, &n);
         else if (seg_len == 1 && seg[0] == '*')
-            rc = node_wild_child(n, &n);
+            rc = node_special_child(&n->wild, &n);
         else
             rc = node_static_child(n, seg, seg_len, &n);
         if (rc < 0)

@@ -148,20 +148,21 @@ const char *cz_server_error(const cz_server *srv)
     return srv->err;
 }
 
-static void wake_worker(struct worker *w)
+void server_wake_workers(struct cz_server *srv)
 {
-    uint64_t one = 1;
-    if (w->wake_fd >= 0) {
-        ssize_t n = write(w->wake_fd, &one, sizeof(one));
-        (void)n;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        uint64_t one = 1;
+        if (srv->workers[i].wake_fd >= 0) {
+            ssize_t n = write(srv->workers[i].wake_fd, &one, sizeof(one));
+            (void)n;
+        }
     }
 }
 
 void cz_server_stop(cz_server *srv)
 {
     atomic_store(&srv->stop_requested, true);
-    for (unsigned i = 0; i < srv->nworkers; i++)
-        wake_worker(&srv->workers[i]);
+    server_wake_workers(srv);
 }
 
 void cz_server_destroy(cz_server *srv)
@@ -981,8 +982,7 @@ static void reload(struct cz_server *srv)
         log = accesslog_reopen(srv) == 0 ? "access log reopened" : "access log NOT reopened";
     cz_static_reload(srv, mime, sizeof(mime));
     atomic_fetch_add(&srv->reload_gen, 1);
-    for (unsigned i = 0; i < srv->nworkers; i++)
-        wake_worker(&srv->workers[i]);
+    server_wake_workers(srv);
     cz_log_info("SIGHUP: reloading: %s; %s", log, mime);
 }
 
