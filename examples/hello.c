@@ -11,6 +11,9 @@
 
 #include "catzilla/catzilla.h"
 
+/* jemalloc's defaults for this process: the ones the catzilla binary uses. */
+const char *malloc_conf = CATZILLA_MALLOC_CONF;
+
 static int on_hello(const cz_request *req, cz_response *res, void *user_data)
 {
     (void)user_data;

@@ -7,13 +7,14 @@ base="build-essential pkg-config liburing-dev libjemalloc-dev node-llhttp"
 case "${1:-all}" in
     run)   want="$base" ;;
     # strace and curl: a test proves the workers make no file system calls.
-    # prometheus: promtool checks /_catzilla/metrics.
-    test)  want="$base libcriterion-dev strace curl prometheus" ;;
+    # prometheus: promtool checks /_catzilla/metrics.  man-db (with groff)
+    # renders and lints the generated man page (test_install).
+    test)  want="$base libcriterion-dev strace curl prometheus man-db" ;;
     bench) want="$base wrk nginx-light h2o gnuplot-nox python3" ;;
     fuzz)  want="$base clang libclang-rt-14-dev" ;;
     # scripts/browser-test.sh: the dashboard in headless Chromium.
     browser) want="chromium curl python3" ;;
-    all)   want="$base libcriterion-dev strace curl prometheus wrk nginx-light h2o gnuplot-nox python3" ;;
+    all)   want="$base libcriterion-dev strace curl prometheus man-db wrk nginx-light h2o gnuplot-nox python3" ;;
     *)     echo "usage: $0 run|test|bench|fuzz|browser|all" >&2; exit 2 ;;
 esac
 

@@ -20,6 +20,10 @@
 #include "http/http.h"
 #include "http/static.h"
 
+/* jemalloc's process-wide defaults, read before main() (MALLOC_CONF wins).
+ * Exported: a sanitizer build's shared jemalloc looks it up dynamically. */
+__attribute__((visibility("default"))) const char *malloc_conf = CATZILLA_MALLOC_CONF;
+
 /* Tests read this to know whether the binary can inject faults (make FAULT=1). */
 #if CZ_FAULT_INJECTION
 #define VERSION_FAULT " (fault injection)"
@@ -95,9 +99,12 @@ static int check_health_url(const char *url)
     /* The one name everyone writes; both are nine bytes long. */
     if (strncmp(hostport, "localhost", 9) == 0 && (hostport[9] == ':' || hostport[9] == '\0'))
         memcpy(hostport, "127.0.0.1", 9);
-    if (cz_addr_parse_hostport(hostport, &ss, &len) < 0 && cz_addr_parse(hostport, 80, &ss, &len) < 0) {
-        fprintf(stderr, "catzilla: --check-health: '%s' is not ADDR:PORT (an IPv4 or [IPv6] "
-                        "address; names are not resolved)\n", hostport);
+    if (cz_addr_parse_hostport(hostport, &ss, &len) < 0 &&
+        cz_addr_parse(hostport, 80, &ss, &len) < 0) {
+        fprintf(stderr,
+                "catzilla: --check-health: '%s' is not ADDR:PORT (an IPv4 or [IPv6] "
+                "address; names are not resolved)\n",
+                hostport);
         return 2;
     }
     int st = probe(&ss, len, path ? path : "/");
@@ -196,8 +203,9 @@ static bool is_catzilla(pid_t pid)
 /* A catzilla process started to serve (not a health check or --help). */
 static bool serves(pid_t pid)
 {
-    static const char *const modes[] = {"--check-health", "--help", "-h", "--version", "-V",
-                                        "--print-config", "--help-markdown"};
+    static const char *const modes[] = {"--check-health",  "--help",    "-h",
+                                        "--version",       "-V",        "--print-config",
+                                        "--help-markdown", "--help-man"};
     size_t len;
     char *args = read_proc(pid, "cmdline", &len);
     bool yes = args != NULL;
@@ -264,8 +272,10 @@ static int check_health_auto(pid_t only)
             path = "/";
     }
     if (cz_addr_port(&ss) == 0) {
-        fprintf(stderr, "catzilla: --check-health auto: server %d listens on port 0 (any free "
-                        "port): give it a fixed --port / --admin to check it\n", (int)pid);
+        fprintf(stderr,
+                "catzilla: --check-health auto: server %d listens on port 0 (any free "
+                "port): give it a fixed --port / --admin to check it\n",
+                (int)pid);
         return 1;
     }
     cz_addr_any_to_loopback(&ss);
@@ -336,6 +346,9 @@ int main(int argc, char **argv)
         return check_health(mode_arg);
     case CZ_MODE_HELP_MARKDOWN:
         cz_config_print_markdown(stdout);
+        return 0;
+    case CZ_MODE_HELP_MAN:
+        cz_config_print_man(stdout);
         return 0;
     default:
         break;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "catzilla/export.h"
+
 enum cz_opt_type {
     CZ_OPT_INT,      /* long, in [min, max] */
     CZ_OPT_POW2,     /* long, a power of two in [min, max] */
@@ -117,9 +119,9 @@ struct cz_config {
 
 /* One option's description, for parsers and documentation generators. */
 struct cz_option {
-    const char *field;   /* "max_request_line" */
+    const char *field; /* "max_request_line" */
     enum cz_opt_type type;
-    size_t offset;       /* offsetof(struct cz_config, field) */
+    size_t offset; /* offsetof(struct cz_config, field) */
     long num_default;
     const char *str_default;
     long min, max;
@@ -131,33 +133,41 @@ extern "C" {
 #endif
 
 /* The option table and its length; static storage, any thread. */
-const struct cz_option *cz_config_options(size_t *count);
+CZ_API const struct cz_option *cz_config_options(size_t *count);
 
 /* Fill *cfg with every default. */
-void cz_config_defaults(struct cz_config *cfg);
+CZ_API void cz_config_defaults(struct cz_config *cfg);
 
 /* Apply CATZILLA_* environment variables, then argv (argv wins).  On error
  * returns -EINVAL and writes a one-line message to err.  Recognises the
  * mode flags --help, --version, --print-config and --check-health URL through
  * *mode / *mode_arg; with mode NULL (a caller with no modes) they are an
  * error, never silently ignored. */
-enum cz_config_mode { CZ_MODE_SERVE, CZ_MODE_HELP, CZ_MODE_VERSION, CZ_MODE_PRINT_CONFIG,
-                      CZ_MODE_CHECK_HEALTH, CZ_MODE_HELP_MARKDOWN };
-int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
-                    const char **mode_arg, char *err, size_t errlen);
+enum cz_config_mode {
+    CZ_MODE_SERVE,
+    CZ_MODE_HELP,
+    CZ_MODE_VERSION,
+    CZ_MODE_PRINT_CONFIG,
+    CZ_MODE_CHECK_HEALTH,
+    CZ_MODE_HELP_MARKDOWN,
+    CZ_MODE_HELP_MAN
+};
+CZ_API int cz_config_parse(struct cz_config *cfg, int argc, char **argv, enum cz_config_mode *mode,
+                           const char **mode_arg, char *err, size_t errlen);
 /* For applications with flags of their own: the same, but arguments that are
  * not Catzilla's (unknown --flags, their values, positionals) are handed back,
  * in order, in argv[1..*argc-1] (argv[*argc] = NULL) instead of being an
  * error.  mode is required: --help, --version, ... are reported there for the
  * application to act on (print its own help, then cz_config_print_help's). */
-int cz_config_parse_app(struct cz_config *cfg, int *argc, char **argv, enum cz_config_mode *mode,
-                        const char **mode_arg, char *err, size_t errlen);
+CZ_API int cz_config_parse_app(struct cz_config *cfg, int *argc, char **argv,
+                               enum cz_config_mode *mode, const char **mode_arg, char *err,
+                               size_t errlen);
 
 /* Catzilla's options as --help shows them (usage line with argv0). */
-void cz_config_print_help(FILE *f, const char *argv0);
+CZ_API void cz_config_print_help(FILE *f, const char *argv0);
 
 /* Cross-field checks (e.g. file_cache_max_file <= file_cache_size). 0 or -EINVAL + err. */
-int cz_config_validate(const struct cz_config *cfg, char *err, size_t errlen);
+CZ_API int cz_config_validate(const struct cz_config *cfg, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

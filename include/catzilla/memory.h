@@ -16,14 +16,28 @@
  *   are never destroyed, see thread_exit) but mixes one thread's memory into
  *   another's cache, or leaks it.
  * - size 0 is a 1-byte request: a unique pointer that must be freed.
- * - The jemalloc build defines the `malloc_conf` symbol (see
- *   catzilla_memory_init), so a program linking it must not define its own.
+ * jemalloc reads its process-wide defaults from the program's `malloc_conf`
+ * symbol before main(); the library leaves that choice to the program.  The
+ * catzilla binary and the examples use the defaults below (see
+ * catzilla_memory_init):
+ *     const char *malloc_conf = CATZILLA_MALLOC_CONF;
  */
 #ifndef CATZILLA_MEMORY_H
 #define CATZILLA_MEMORY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "catzilla/export.h"
+
+/* narenas:1 - workers allocate from their own arenas; the few other threads
+ * (main, signals, jemalloc's purger) share arena 0 instead of each creating
+ * an automatic arena with ~100 KiB of metadata.  metadata_thp:disabled - a
+ * huge page of metadata would cost more RSS than a whole idle server.
+ * MALLOC_CONF in the environment still wins. */
+#define CATZILLA_MALLOC_CONF                                                                       \
+    "narenas:1,background_thread:true,metadata_thp:disabled,dirty_decay_ms:10000,"                 \
+    "muzzy_decay_ms:30000"
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,15 +98,16 @@ struct catzilla_memory_stats {
 
 /* Process set-up: call before any worker starts; opts may be NULL; any thread.
  * The defaults (background_thread on, dirty 10000 ms, muzzy 30000 ms,
- * metadata_thp disabled, one automatic arena) already apply from process start through the library's
- * malloc_conf; the MALLOC_CONF environment variable overrides them.  opts then
+ * metadata_thp disabled, one automatic arena) apply from process start when
+ * the program defines malloc_conf as CATZILLA_MALLOC_CONF; the MALLOC_CONF
+ * environment variable overrides them.  opts then
  * changes background_thread and the decay times of arenas created (or reused
  * by catzilla_memory_thread_init) afterwards.  metadata_thp cannot change at
  * run time: a value other than the running one gives -ENOTSUP, an unknown one
  * -EINVAL (nothing is applied then).  Returns 0 or -errno.  Calling it again is
  * harmless: it applies its options again.  The libc build validates and
  * ignores opts. */
-int catzilla_memory_init(const struct catzilla_memory_options *opts);
+CZ_API int catzilla_memory_init(const struct catzilla_memory_options *opts);
 
 /* Create the calling thread's five arenas and tcaches and make its request
  * arena the thread's default arena (so plain malloc() on it stays on the
@@ -100,7 +115,7 @@ int catzilla_memory_init(const struct catzilla_memory_options *opts);
  * -errno (then the thread keeps using the process's default arenas).  Calling
  * it again on the same thread returns 0 and changes nothing.  Call from the
  * thread itself.  In the libc build: returns 0, no arenas. */
-int catzilla_memory_thread_init(void);
+CZ_API int catzilla_memory_thread_init(void);
 
 /* Undo thread_init for the calling thread: destroy its tcaches, restore its
  * previous default arena, purge its arenas and park them for the next
@@ -109,12 +124,12 @@ int catzilla_memory_thread_init(void);
  * and destroying would turn that (and any stray free) into heap corruption.
  * Anything the thread did not free stays allocated (leaked).  After it the
  * thread uses the default arenas; no-op without arenas. */
-void catzilla_memory_thread_exit(void);
+CZ_API void catzilla_memory_thread_exit(void);
 
 /* Arena index of the calling thread's arena of that kind; -EINVAL for an
  * invalid kind, -ENOENT on a thread without arenas, -ENOTSUP in the libc
  * build (which has none). */
-int catzilla_memory_arena_index(enum catzilla_arena_kind kind);
+CZ_API int catzilla_memory_arena_index(enum catzilla_arena_kind kind);
 
 /* Generic form of the per-kind functions below.  alloc: at least size bytes
  * from the calling thread's arena of that kind, or NULL (out of memory, size
@@ -123,52 +138,52 @@ int catzilla_memory_arena_index(enum catzilla_arena_kind kind);
  * block keeps its arena when resized in place, else moves to the caller's
  * arena of that kind.  free: NULL is a no-op.  Any thread; the caller owns the
  * block. */
-void *catzilla_alloc(enum catzilla_arena_kind kind, size_t size);
-void *catzilla_realloc(enum catzilla_arena_kind kind, void *ptr, size_t size);
-void catzilla_free(enum catzilla_arena_kind kind, void *ptr);
+CZ_API void *catzilla_alloc(enum catzilla_arena_kind kind, size_t size);
+CZ_API void *catzilla_realloc(enum catzilla_arena_kind kind, void *ptr, size_t size);
+CZ_API void catzilla_free(enum catzilla_arena_kind kind, void *ptr);
 
 /* Leak checking, compiled in by debug and sanitizer builds (CZ_LEAK_CHECK):
  * bytes the calling thread holds in blocks of that kind, as counted by the
  * catzilla_* calls (usable sizes).  -ENOTSUP in other builds.  Any thread. */
-long long catzilla_memory_live_bytes(enum catzilla_arena_kind kind);
+CZ_API long long catzilla_memory_live_bytes(enum catzilla_arena_kind kind);
 
-void *catzilla_request_alloc(size_t size);
-void *catzilla_request_realloc(void *ptr, size_t size);
-void catzilla_request_free(void *ptr);
-void *catzilla_response_alloc(size_t size);
-void *catzilla_response_realloc(void *ptr, size_t size);
-void catzilla_response_free(void *ptr);
-void *catzilla_cache_alloc(size_t size);
-void *catzilla_cache_realloc(void *ptr, size_t size);
-void catzilla_cache_free(void *ptr);
-void *catzilla_static_alloc(size_t size);
-void *catzilla_static_realloc(void *ptr, size_t size);
-void catzilla_static_free(void *ptr);
-void *catzilla_task_alloc(size_t size);
-void *catzilla_task_realloc(void *ptr, size_t size);
-void catzilla_task_free(void *ptr);
+CZ_API void *catzilla_request_alloc(size_t size);
+CZ_API void *catzilla_request_realloc(void *ptr, size_t size);
+CZ_API void catzilla_request_free(void *ptr);
+CZ_API void *catzilla_response_alloc(size_t size);
+CZ_API void *catzilla_response_realloc(void *ptr, size_t size);
+CZ_API void catzilla_response_free(void *ptr);
+CZ_API void *catzilla_cache_alloc(size_t size);
+CZ_API void *catzilla_cache_realloc(void *ptr, size_t size);
+CZ_API void catzilla_cache_free(void *ptr);
+CZ_API void *catzilla_static_alloc(size_t size);
+CZ_API void *catzilla_static_realloc(void *ptr, size_t size);
+CZ_API void catzilla_static_free(void *ptr);
+CZ_API void *catzilla_task_alloc(size_t size);
+CZ_API void *catzilla_task_realloc(void *ptr, size_t size);
+CZ_API void catzilla_task_free(void *ptr);
 
 /* Page-aligned allocation from the static arena (for io_uring registered
  * buffers), size rounded up to whole pages (0 gives one page); NULL on
  * failure.  Free with catzilla_static_free; catzilla_static_realloc does not
  * keep the alignment. */
-void *catzilla_static_alloc_aligned(size_t size);
+CZ_API void *catzilla_static_alloc_aligned(size_t size);
 
 /* Fill *out for the calling thread's arenas plus process totals (refreshed
  * through jemalloc's epoch).  It first flushes the calling thread's tcaches so
  * that freed objects no longer count as allocated.  Returns 0 or -errno. */
-int catzilla_memory_get_stats(struct catzilla_memory_stats *out);
+CZ_API int catzilla_memory_get_stats(struct catzilla_memory_stats *out);
 
 /* Flush the calling thread's tcaches and purge unused dirty pages of its
  * arenas (of all arenas for a thread without arenas; malloc_trim on libc).
  * Live allocations are untouched.  Returns 0 or -errno. */
-int catzilla_memory_optimize(void);
+CZ_API int catzilla_memory_optimize(void);
 
 /* Return the free pages of the calling thread's short-lived arenas (request,
  * response) to the kernel now, without flushing tcaches: what a busy worker
  * calls periodically so freed bodies are not kept for a whole decay period.
  * No-op without arenas and on libc.  Returns 0 or -errno. */
-int catzilla_memory_trim(void);
+CZ_API int catzilla_memory_trim(void);
 
 /* Memory pressure on the calling thread's arenas.  on: every kind but static
  * returns freed pages at once (dirty and muzzy decay 0, which also purges what
@@ -176,10 +191,10 @@ int catzilla_memory_trim(void);
  * Static (registered buffers) is left alone: its blocks are few and live
  * long.  Without arenas, and on libc: on trims the heap, off does nothing.
  * Returns 0 or -errno. */
-int catzilla_memory_pressure(bool on);
+CZ_API int catzilla_memory_pressure(bool on);
 
 /* "jemalloc" or "libc". */
-const char *catzilla_memory_allocator(void);
+CZ_API const char *catzilla_memory_allocator(void);
 
 #ifdef __cplusplus
 }

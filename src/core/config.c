@@ -12,7 +12,7 @@
 
 #include <unistd.h>
 
-#include "catzilla/config.h"
+#include "catzilla/catzilla.h"
 #include "core/addr.h"
 #include "core/config_text.h"
 
@@ -142,11 +142,9 @@ static int parse_number(const struct cz_option *o, const char *s, long *out)
 
 static int parse_bool(const char *s)
 {
-    if (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "on") ||
-        !strcasecmp(s, "yes"))
+    if (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "on") || !strcasecmp(s, "yes"))
         return 1;
-    if (!strcmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "off") ||
-        !strcasecmp(s, "no"))
+    if (!strcmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "off") || !strcasecmp(s, "no"))
         return 0;
     return -1;
 }
@@ -257,6 +255,7 @@ static int parse_args(struct cz_config *cfg, int argc, char **argv, enum cz_conf
                      {"version", CZ_MODE_VERSION, false},
                      {"print-config", CZ_MODE_PRINT_CONFIG, false},
                      {"help-markdown", CZ_MODE_HELP_MARKDOWN, false},
+                     {"help-man", CZ_MODE_HELP_MAN, false},
                      {"check-health", CZ_MODE_CHECK_HEALTH, true}};
         bool is_mode = false;
         for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
@@ -383,8 +382,7 @@ int cz_config_validate(const struct cz_config *cfg, char *err, size_t errlen)
                         "--admin: '%s' is not off, same or ADDR:PORT (e.g. 127.0.0.1:9090, "
                         "[::1]:9090)",
                         admin);
-        if (cfg->port != 0 && cz_addr_port(&admin_ss) != 0 &&
-            cz_addr_overlap(&main_ss, &admin_ss))
+        if (cfg->port != 0 && cz_addr_port(&admin_ss) != 0 && cz_addr_overlap(&main_ss, &admin_ss))
             return fail(err, errlen,
                         "--admin %s overlaps the main listener (--bind %s --port %ld); use "
                         "another port, or --admin same",
@@ -456,10 +454,14 @@ static const char *metavar(const struct cz_option *o)
     static const struct {
         const char *field, *meta;
     } strings[] = {
-        {"bind", "ADDR"},           {"root", "DIR"},
-        {"default_type", "TYPE"},   {"mime_types", "FILE"},
-        {"cache_control", "VALUE"}, {"admin", "off|same|ADDR:PORT"},
-        {"access_log", "PATH|-|off"}, {"access_log_format", "combined|json"},
+        {"bind", "ADDR"},
+        {"root", "DIR"},
+        {"default_type", "TYPE"},
+        {"mime_types", "FILE"},
+        {"cache_control", "VALUE"},
+        {"admin", "off|same|ADDR:PORT"},
+        {"access_log", "PATH|-|off"},
+        {"access_log_format", "combined|json"},
     };
     switch (o->type) {
     case CZ_OPT_BOOL:
@@ -484,6 +486,56 @@ static const char *metavar(const struct cz_option *o)
     return "VALUE";
 }
 
+/* One option's names and default, as every generated text shows them. */
+struct option_text {
+    char flag[64], env[96], def[128];
+    const char *meta; /* "N", "SIZE", ... ("" for a boolean) */
+};
+
+static void option_text(const struct cz_option *o, const struct cz_config *def,
+                        struct option_text *t)
+{
+    cz_option_flag_name(o, t->flag, sizeof(t->flag));
+    cz_option_env_name(o, t->env, sizeof(t->env));
+    cz_option_format_value(def, o, t->def, sizeof(t->def));
+    t->meta = metavar(o);
+}
+
+/* The flags that do something other than serve (see cz_config_parse). */
+static const struct {
+    const char *flag, *meta, *help;
+} mode_flags[] = {
+    {"--check-health", "URL|auto|pid:N",
+     "GET URL and exit 0 if it answers 200; auto: the health route of the catzilla running "
+     "here (PID 1, else this user's), found in /proc with its flags and CATZILLA_* variables; "
+     "pid:N: the same for process N"},
+    {"--print-config", "", "print the effective configuration and exit"},
+    {"-V, --version", "", "print the version and exit"},
+    {"-h, --help", "", "print this help and exit"},
+};
+
+/* text after a 37-column gutter (already written), wrapped at 79 columns. */
+static void print_wrapped(FILE *f, const char *text)
+{
+    const int gutter = 37, width = 79;
+    int col = gutter;
+    while (*text) {
+        size_t word = strcspn(text, " ");
+        if (col > gutter && col + 1 + (int)word > width) {
+            fprintf(f, "\n%*s", gutter, "");
+            col = gutter;
+        } else if (col > gutter) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(text, 1, word, f);
+        col += (int)word;
+        text += word;
+        text += strspn(text, " ");
+    }
+    fputc('\n', f);
+}
+
 void cz_config_print_help(FILE *f, const char *argv0)
 {
     struct cz_config def;
@@ -494,45 +546,41 @@ void cz_config_print_help(FILE *f, const char *argv0)
             "Every option also reads the environment variable shown (flags win). SIZE takes\n"
             "k, m, g suffixes (16k, 1m); DURATION takes ms, s, m (250ms, 10s; bare = seconds).\n\n",
             argv0);
-    char flag[64], usage[96], env[96], val[128];
+    struct option_text t;
+    char usage[96];
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct cz_option *o = &options[i];
-        cz_option_flag_name(o, flag, sizeof(flag));
-        cz_option_env_name(o, env, sizeof(env));
-        cz_option_format_value(&def, o, val, sizeof(val));
-        const char *mv = metavar(o);
-        snprintf(usage, sizeof(usage), "--%s%s%s", flag, *mv ? " " : "", mv);
-        fprintf(f, "  %-34s %s\n  %-34s [%s; default: %s]\n", usage, o->help, "", env,
-                *val ? val : "none");
+        option_text(o, &def, &t);
+        snprintf(usage, sizeof(usage), "--%s%s%s", t.flag, *t.meta ? " " : "", t.meta);
+        fprintf(f, "  %-34s %s\n  %-34s [%s; default: %s]\n", usage, o->help, "", t.env,
+                *t.def ? t.def : "none");
     }
-    fprintf(f, "\n  %-34s %s\n  %-34s %s\n  %-34s %s\n", "--check-health URL|auto|pid:N",
-            "GET URL and exit 0 if it answers 200; auto: the health route of the catzilla",
-            "", "running here (PID 1, else this user's), found in /proc with its flags and",
-            "", "CATZILLA_* variables; pid:N: the same for process N");
-    fprintf(f, "  %-34s %s\n", "--print-config", "print the effective configuration and exit");
-    fprintf(f, "  %-34s %s\n", "-V, --version", "print the version and exit");
-    fprintf(f, "  %-34s %s\n", "-h, --help", "print this help and exit");
+    fputc('\n', f);
+    for (size_t i = 0; i < sizeof(mode_flags) / sizeof(mode_flags[0]); i++) {
+        snprintf(usage, sizeof(usage), "%s%s%s", mode_flags[i].flag, *mode_flags[i].meta ? " " : "",
+                 mode_flags[i].meta);
+        fprintf(f, "  %-34s ", usage);
+        print_wrapped(f, mode_flags[i].help);
+    }
     fprintf(f, "\nExit status: 0 after a clean stop, 1 when the server cannot start, 2 for bad "
                "usage.\n");
 }
 
 void cz_config_print_markdown(FILE *f)
 {
-    static const char *const type_names[] = {"integer", "power of two", "size", "duration",
-                                              "boolean", "string", "auto|on|off",
-                                              "error|warn|info|debug"};
+    static const char *const type_names[] = {
+        "integer", "power of two", "size",        "duration",
+        "boolean", "string",       "auto|on|off", "error|warn|info|debug"};
     struct cz_config def;
     cz_config_defaults(&def);
-    char flag[64], env[96], val[128];
+    struct option_text t;
     fprintf(f, "| Flag | Environment | Type | Default | Description |\n");
     fprintf(f, "|---|---|---|---|---|\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct cz_option *o = &options[i];
-        cz_option_flag_name(o, flag, sizeof(flag));
-        cz_option_env_name(o, env, sizeof(env));
-        cz_option_format_value(&def, o, val, sizeof(val));
-        fprintf(f, "| `--%s` | `%s` | %s | %s%s%s | %s |\n", flag, env, type_names[o->type],
-                *val ? "`" : "", *val ? val : "none", *val ? "`" : "", o->help);
+        option_text(o, &def, &t);
+        fprintf(f, "| `--%s` | `%s` | %s | %s%s%s | %s |\n", t.flag, t.env, type_names[o->type],
+                *t.def ? "`" : "", *t.def ? t.def : "none", *t.def ? "`" : "", o->help);
     }
 }
 
@@ -544,4 +592,94 @@ void cz_config_print(FILE *f, const struct cz_config *cfg)
         cz_option_format_value(cfg, &options[i], val, sizeof(val));
         fprintf(f, "%s=%s\n", flag, val);
     }
+}
+
+/* Text for roff: a leading '.' or '\'' would be a request, '\' an escape,
+ * and '-' in options must be a real minus (\-) to be searchable. */
+static void man_text(FILE *f, const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", f);
+    for (; *s; s++) {
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void man_option(FILE *f, const char *flag, const char *meta, const char *help)
+{
+    fputs(".TP\n\\fB", f);
+    man_text(f, flag);
+    fputs("\\fR", f);
+    if (meta && *meta) {
+        fputs(" \\fI", f);
+        man_text(f, meta);
+        fputs("\\fR", f);
+    }
+    fputc('\n', f);
+    man_text(f, help);
+    fputc('\n', f);
+}
+
+void cz_config_print_man(FILE *f)
+{
+    struct cz_config def;
+    cz_config_defaults(&def);
+    fprintf(f, ".TH CATZILLA 1 \"\" \"catzilla %s\" \"User Commands\"\n", CATZILLA_VERSION);
+    fputs(".SH NAME\ncatzilla \\- thread\\-per\\-core io_uring HTTP/1.1 server\n"
+          ".SH SYNOPSIS\n.B catzilla\n[\\fIOPTION\\fR]...\n"
+          ".SH DESCRIPTION\n"
+          "Catzilla serves static files and built\\-in routes over HTTP/1.1 with one worker "
+          "thread per CPU, each with its own io_uring ring, listener (SO_REUSEPORT), "
+          "connections and jemalloc arenas.\n"
+          "Without \\fB\\-\\-root\\fR it serves its bundled docroot "
+          "(\\fIPREFIX\\fR/share/catzilla/public).\n"
+          ".PP\nEvery option also reads the environment variable shown (flags win).  "
+          "\\fISIZE\\fR takes k, m, g suffixes (16k, 1m); \\fIDURATION\\fR takes ms, s, m "
+          "(250ms, 10s; a bare number is seconds).  A flag takes its value as the next "
+          "argument or after '='.\n.SH OPTIONS\n",
+          f);
+    struct option_text t;
+    char flag[80], more[256];
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct cz_option *o = &options[i];
+        option_text(o, &def, &t);
+        snprintf(flag, sizeof(flag), "--%s", t.flag);
+        man_option(f, flag, t.meta, o->help);
+        snprintf(more, sizeof(more), "Environment: %s.  Default: %s.", t.env,
+                 *t.def ? t.def : "none");
+        fputs(".br\n", f);
+        man_text(f, more);
+        fputc('\n', f);
+    }
+    for (size_t i = 0; i < sizeof(mode_flags) / sizeof(mode_flags[0]); i++)
+        man_option(f, mode_flags[i].flag, mode_flags[i].meta, mode_flags[i].help);
+    fputs(".SH SIGNALS\n"
+          ".TP\n.B SIGTERM, SIGINT, SIGQUIT\n"
+          "Stop accepting, finish in\\-flight requests for up to \\fB\\-\\-shutdown\\-timeout\\fR, "
+          "exit 0.\n"
+          ".TP\n.B SIGHUP\n"
+          "Reopen the access log, reload the MIME table, drop every worker's file cache.\n"
+          ".TP\n.B SIGUSR1\nReopen the access log (after rotation).\n"
+          ".SH ADMIN SURFACE\n"
+          "/_catzilla/health, /_catzilla/stats (JSON), /_catzilla/metrics (Prometheus) and the "
+          "dashboard at /_catzilla/ are served where \\fB\\-\\-admin\\fR puts them: by default "
+          "their own listener on 127.0.0.1:9090.\n"
+          ".SH EXIT STATUS\n"
+          "0 after a clean stop, 1 when the server cannot start (the reason is logged in one "
+          "line), 2 for bad usage.\n"
+          ".SH ENVIRONMENT\n"
+          ".TP\n.B MALLOC_CONF\njemalloc options; they override the built\\-in defaults.\n"
+          ".SH NOTES\n"
+          "io_uring must be allowed by the container's seccomp profile "
+          "(docker/podman: \\fB\\-\\-security\\-opt seccomp=\\fR a profile allowing "
+          "io_uring_setup, io_uring_enter and io_uring_register), and registered buffers need "
+          "a memlock limit above the default (\\fB\\-\\-ulimit memlock=\\-1\\fR).\n"
+          ".SH SEE ALSO\n"
+          ".BR io_uring (7),\n.BR jemalloc (3)\n",
+          f);
 }

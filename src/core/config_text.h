@@ -16,5 +16,7 @@ void cz_option_format_value(const struct cz_config *cfg, const struct cz_option 
 void cz_config_print(FILE *f, const struct cz_config *cfg);
 /* The flag table as Markdown, for the README (checked by tests/unit/test_config.c). */
 void cz_config_print_markdown(FILE *f);
+/* The catzilla(1) man page (roff), generated from the same table. */
+void cz_config_print_man(FILE *f);
 
 #endif

@@ -1,5 +1,5 @@
 /* Memory layer: the calling thread's five jemalloc arenas and their tcaches, the
- * process-wide jemalloc defaults (malloc_conf) and stats.  It owns arena and
+ * process-wide jemalloc settings and stats.  It owns arena and
  * tcache lifetimes, including a pool that recycles arenas across threads; it
  * does not own what is allocated in them (callers free their blocks) and never
  * aborts.  CZ_ALLOCATOR_LIBC builds the same API on plain malloc.
@@ -108,17 +108,6 @@ static void stats_clear(struct catzilla_memory_stats *out, const char *allocator
 #if CZ_ALLOCATOR_JEMALLOC
 
 #include <jemalloc/jemalloc.h>
-
-/* Read by jemalloc when it initialises, before main(), so the defaults hold for
- * every allocation of the process; MALLOC_CONF in the environment still wins.
- * metadata_thp can only be set here or there. */
-const char *malloc_conf =
-    "narenas:1,background_thread:true,metadata_thp:disabled,dirty_decay_ms:10000,"
-    "muzzy_decay_ms:30000";
-/* narenas:1 - workers allocate from their own arenas; the few other threads
- * (main, signals, jemalloc's purger) share arena 0 instead of each creating
- * an automatic arena with ~100 KiB of metadata.  metadata_thp:disabled - a
- * huge page of metadata would cost more RSS than the whole idle server. */
 
 /* jemalloc cannot address more arenas than MALLOCX_ARENA() encodes (4095). */
 #define ARENA_POOL_CAP 4096

@@ -226,8 +226,8 @@ static bool hold_bytes(struct conn *c, const char *data, size_t len)
      * most one turn's worth of provided buffers (they are given back only at
      * the end of a turn).  A smaller limit cut off fast pipelining clients. */
     const struct cz_config *cfg = &c->w->srv->cfg;
-    size_t limit = (size_t)cfg->max_header_size +
-                   (size_t)cfg->recv_buffers * (size_t)cfg->recv_buffer_size;
+    size_t limit =
+        (size_t)cfg->max_header_size + (size_t)cfg->recv_buffers * (size_t)cfg->recv_buffer_size;
     if (have + len > limit) {
         /* A client that keeps sending while we cannot answer: stop buffering. */
         return false;
@@ -340,8 +340,7 @@ void conn_output_drained(struct conn *c)
         /* A body waiting for memory budget resumes when it is admitted. */
         if (!c->body_wait)
             conn_resume_reading(c);
-    }
-    else if (c->eof)
+    } else if (c->eof)
         finish_eof(c);
     else
         timer_for_state(c);
@@ -479,6 +478,7 @@ void conn_close(struct conn *c)
     if (!defer_slot)
         close_slot(c);
     output_abort(c);
+    deferred_conn_writable(c); /* a stream waiting to write learns it is gone */
     finish_if_done(c);
 }
 
@@ -566,8 +566,7 @@ void conn_timers_expire(struct worker *w)
                 continue;
             }
             metrics_timeout(w, timeout_kinds[k]);
-            if (k == TIMER_HEAD && c->request_started && !c->close_after_send &&
-                output_idle(c)) {
+            if (k == TIMER_HEAD && c->request_started && !c->close_after_send && output_idle(c)) {
                 response_error(c, 408, false);
             } else if (k == TIMER_BODY && !c->close_after_send && output_idle(c)) {
                 response_error(c, 408, false);

@@ -6,6 +6,7 @@
 
 #include <llhttp.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include "catzilla/catzilla.h"
 #include "core/ring.h"
 #include "http/accesslog.h"
+#include "http/deferred.h"
 #include "http/memguard.h"
 #include "http/metrics.h"
 #include "http/output.h"
@@ -40,7 +42,7 @@ enum op_tag {
     OP_CLOSE,    /* close_direct; ptr = conn */
     OP_SHUTDOWN, /* shutdown(SHUT_WR) before lingering close; ptr = conn */
     OP_CANCEL,   /* async cancel; ptr = conn or worker */
-    OP_TICK,     /* periodic timeout; ptr = worker */
+    OP_TICK,     /* a timeout: the worker's tick (ptr = worker) or a cz_timer (ptr = it) */
     OP_WAKE,     /* eventfd read: stop requested; ptr = worker */
     OP_MSG,      /* MSG_RING from another worker; ptr = message */
     OP_MSG_SENT, /* completion of our own MSG_RING submission */
@@ -85,6 +87,11 @@ struct cz_response {
     int status;
     bool failed;            /* out of memory while building */
     bool deferred;          /* the handler answers later through a placeholder */
+    bool head_only;         /* a HEAD request: the head without the body */
+    bool close;             /* Connection: close (the connection's state when the request came) */
+    bool http10;            /* an HTTP/1.0 request: say keep-alive when it stays open */
+    const struct cz_request *req; /* during the handler only; NULL for a deferred answer */
+    struct cz_deferred *owner;    /* the deferred answer this builds, or NULL */
     char *hdr;              /* extra header lines, "Name: value\r\n"... */
     size_t hdr_len, hdr_cap;
     char *body;
@@ -161,6 +168,7 @@ struct conn {
 
     struct output out;             /* private to output.c */
     struct file_job *file_jobs;    /* private to static.c: its file jobs, oldest first */
+    struct cz_deferred *stream;    /* its open stream (deferred.c); reading waits for its end */
     struct conn *flush_next;       /* the worker's flush list (output.c) */
     struct conn *free_next;        /* the worker's list of conns to free */
 };
@@ -232,6 +240,7 @@ struct worker {
     struct conn *free_list;   /* closed conns, freed at the end of the loop turn */
     struct stats_gather *gathers; /* stats requests of this worker still gathering */
     struct accesslog_worker *alog; /* private to accesslog.c; NULL when the log is off */
+    struct deferred_worker dw;     /* private to deferred.c */
 
     char date[40];            /* "Date: ...\r\n" rebuilt once a second */
     size_t date_len;
@@ -247,6 +256,12 @@ struct worker {
     long long leak_base[2];   /* request, response live bytes with no connection (leak check) */
     char start_err[256];
     int start_rc;
+};
+
+struct hook {
+    cz_handler_fn fn;
+    void *user_data;
+    struct hook *next;
 };
 
 /* Route targets: what the router stores. */
@@ -274,12 +289,15 @@ struct cz_server {
     struct cz_mime *_Atomic mime_next; /* SIGHUP's table, picked up with reload_gen */
     struct mime_retired *mime_old; /* tables replaced by SIGHUP: a file job may still
                                     * hold an entry naming one; freed at destroy */
+    pthread_mutex_t post_lock;  /* the workers' posted-call queues (deferred.c) */
+    struct hook *before, *after; /* cz_server_hook_before/after, in order */
     _Atomic bool running;
     _Atomic bool stop_requested;
     bool handle_signals;
     bool has_admin_routes;    /* cz_server_admin_routes was called */
     cz_handler_fn not_found_fn; /* cz_server_not_found; NULL: a 404 page */
     void *not_found_ud;
+    sem_t sig_sem;            /* handlers -> signal thread (cz_server_handle_signals) */
     _Atomic bool signals_done; /* tells the signal thread that run is over */
     struct cz_mime *mime;
     char *root;               /* resolved docroot, NULL if none */
@@ -327,10 +345,13 @@ void conn_output_drained(struct conn *c);
 /* --- src/http/response.c --- */
 const char *http_reason(int status);
 void worker_update_date(struct worker *w);
-void response_init(struct cz_response *res, struct conn *c, int status);
+/* A builder for c's current request (head_only: a HEAD request). */
+void response_init(struct cz_response *res, struct conn *c, int status, bool head_only);
 void response_release(struct cz_response *res);
-/* Serialises res into the conn's output (head only if req->head). 0 or -ENOMEM. */
-int response_finish(struct cz_response *res, const struct cz_request *req);
+/* Serialises res into the conn's output.  0 or -ENOMEM. */
+int response_finish(struct cz_response *res);
+/* 1xx, 204 and 304 have no body. */
+bool response_status_has_body(int status);
 /* Make the request's own body the response body, without copying it: the
  * block moves from the request to the output queue (echo).  0 or -EINVAL if
  * the request has no body. */
@@ -347,6 +368,7 @@ struct head_spec {
     int status;                 /* 100..599 */
     bool close;                 /* Connection: close */
     bool keep_alive;            /* Connection: keep-alive (HTTP/1.0 clients need it said) */
+    bool chunked;               /* Transfer-Encoding: chunked */
     bool accept_ranges;
     int64_t content_length;     /* < 0: no Content-Length */
     const char *content_type, *etag, *last_modified, *cache_control, *content_range, *allow;
@@ -383,6 +405,8 @@ void server_pause_accept(struct worker *w);
 void server_resume_accept(struct worker *w);
 struct worker *server_worker(struct cz_server *srv, unsigned i);
 void server_dispatch(struct conn *c, struct cz_request *req);
+/* The after hooks, on an answer about to get its head. */
+void server_after_hooks(struct cz_server *srv, struct cz_response *res);
 bool server_keepalive_allowed(const struct conn *c);
 
 /* Debug and sanitizer builds: with no connection left, the worker's request

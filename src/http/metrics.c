@@ -150,6 +150,19 @@ void reqrec_leave(struct worker *w, struct req_rec *r)
     catzilla_task_free(r);
 }
 
+void reqrec_suspend(struct worker *w, struct req_rec *r)
+{
+    if (r)
+        w->cur_req = r->prev;
+}
+
+void reqrec_add_bytes(const struct worker *w, uint64_t n)
+{
+    struct req_rec *r = w->cur_req;
+    if (r && !r->detached && r->method != CZ_METHOD_HEAD)
+        r->log.bytes += n;
+}
+
 void reqrec_head(const struct worker *w, int status, int64_t content_length)
 {
     struct req_rec *r = w->cur_req;

@@ -78,6 +78,11 @@ void reqrec_end(struct worker *w, struct req_rec *r);
  * kept with the placeholder (NULL if the current request is not c's, or out
  * of memory: the request then goes uncounted). */
 struct req_rec *reqrec_detach(struct worker *w, struct conn *c);
+/* Stop being current without finishing (a streamed response between
+ * writes); reqrec_enter makes it current again. */
+void reqrec_suspend(struct worker *w, struct req_rec *r);
+/* Body bytes of the current record's response sent in pieces (a stream). */
+void reqrec_add_bytes(const struct worker *w, uint64_t n);
 /* Filling a placeholder: its record is current meanwhile; leave finishes it
  * (if a head was written) and frees it.  r may be NULL. */
 void reqrec_enter(struct worker *w, struct req_rec *r);

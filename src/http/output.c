@@ -59,7 +59,7 @@ struct outseg {
             const char *ptr;
             uint32_t len;
             uint32_t charge; /* SEG_BLOCK: the memory guard's body budget it holds */
-        } cached; /* also SEG_BLOCK: an owned request-arena block */
+        } cached;            /* also SEG_BLOCK: an owned request-arena block */
         struct {
             struct out_file *f;
             uint64_t off, len; /* what is left to send */
@@ -92,15 +92,15 @@ enum engine_stage { ENG_IDLE, ENG_FILL, ENG_DRAIN };
 struct out_engine {
     struct pipe_slot *pipe; /* NULL: read-and-send through buf */
     char *buf;
-    uint32_t fill;          /* bytes read into the pipe or buffer, not yet sent */
-    uint32_t boff;          /* buffer offset of the next byte to send */
-    uint8_t stage;          /* enum engine_stage: the operation in flight */
+    uint32_t fill; /* bytes read into the pipe or buffer, not yet sent */
+    uint32_t boff; /* buffer offset of the next byte to send */
+    uint8_t stage; /* enum engine_stage: the operation in flight */
 };
 
 struct output_worker {
     struct pipe_slot pipes[PIPE_POOL];
-    bool zc_enabled;        /* SEND_ZC for cached bodies (--zerocopy; measured in auto) */
-    bool outq_unsupported;  /* the kernel has no SIOCOUTQ uring_cmd */
+    bool zc_enabled;       /* SEND_ZC for cached bodies (--zerocopy; measured in auto) */
+    bool outq_unsupported; /* the kernel has no SIOCOUTQ uring_cmd */
     bool zc_probing;
     unsigned zc_probes, zc_copied;
 };
@@ -233,8 +233,7 @@ static void seg_free(struct conn *c, struct outseg *s)
     else if (s->kind == SEG_BLOCK) {
         memguard_uncharge(c->w, s->u.cached.charge);
         catzilla_request_free((void *)s->u.cached.ptr);
-    }
-    else if (s->kind == SEG_FILE)
+    } else if (s->kind == SEG_FILE)
         file_unref(c, s->u.file.f);
     catzilla_response_free(s);
 }
@@ -399,8 +398,7 @@ struct outseg *output_defer(struct conn *c)
 
 /* Put the list first..last where d stands (or just remove d when first is
  * NULL).  d is a placeholder, so no send in flight covers it. */
-static void seg_replace(struct conn *c, struct outseg *d, struct outseg *first,
-                        struct outseg *last)
+static void seg_replace(struct conn *c, struct outseg *d, struct outseg *first, struct outseg *last)
 {
     struct output *o = &c->out;
     struct outseg **pp = &o->head, *prev = NULL;
@@ -455,6 +453,30 @@ void output_defer_end(struct conn *c, struct outseg *d)
     conn_release(c);
 }
 
+void output_defer_emit(struct conn *c, struct outseg *d)
+{
+    struct output *o = &c->out;
+    struct outseg *first = o->head, *last = o->tail;
+    o->head = o->saved_head;
+    o->tail = o->saved_tail;
+    o->saved_head = o->saved_tail = NULL;
+    if (conn_closing(c)) {
+        while (first) {
+            struct outseg *n = first->next;
+            seg_free(c, first);
+            first = n;
+        }
+    } else if (first) {
+        struct outseg **pp = &o->head;
+        while (*pp != d)
+            pp = &(*pp)->next;
+        *pp = first;
+        last->next = d;
+    }
+    output_schedule(c);
+    reqrec_suspend(c->w, d->u.defer.rec);
+}
+
 int output_defer_fill(struct conn *c, struct outseg *d, const void *data, size_t len)
 {
     output_defer_begin(c, d);
@@ -475,6 +497,16 @@ bool output_idle(const struct conn *c)
 bool output_has_space(const struct conn *c)
 {
     return c->out.queued < (size_t)c->w->srv->cfg.max_output_queue;
+}
+
+bool output_below_half(const struct conn *c)
+{
+    return c->out.queued <= (size_t)c->w->srv->cfg.max_output_queue / 2;
+}
+
+void output_want_writable(struct conn *c)
+{
+    c->out.want_writable = true;
 }
 
 size_t output_queued(const struct conn *c)
@@ -912,8 +944,8 @@ static int engine_step(struct conn *c, struct outseg *s)
      * submitted only by a live connection, and output_abort cancels one
      * still queued. */
     if (e->pipe)
-        io_uring_prep_splice(sqe, s->u.file.f->fd, (int64_t)s->u.file.off, e->pipe->wr, -1,
-                             chunk, SPLICE_F_MOVE);
+        io_uring_prep_splice(sqe, s->u.file.f->fd, (int64_t)s->u.file.off, e->pipe->wr, -1, chunk,
+                             SPLICE_F_MOVE);
     else
         io_uring_prep_read(sqe, s->u.file.f->fd, e->buf, chunk, s->u.file.off);
     return 0;
@@ -1009,6 +1041,10 @@ static void flush(struct conn *c)
         if (!o->head)
             o->tail = NULL;
         seg_free(c, s);
+    }
+    if (o->want_writable && output_below_half(c)) {
+        o->want_writable = false;
+        deferred_conn_writable(c);
     }
     struct outseg *s = o->head;
     if (o->engine && (!s || s->kind != SEG_FILE))

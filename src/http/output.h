@@ -42,6 +42,7 @@ struct output {
     uint8_t stalls;            /* send-timer periods in a row without progress */
     uint32_t last_outq;        /* the socket's unacknowledged bytes at the last probe */
     bool polling : 1;          /* the in-flight OP_SEND is that POLLOUT wait */
+    bool want_writable : 1;    /* a stream waits for the queue to shrink */
 };
 
 /* Worker-wide state: the pipe pool and the SEND_ZC decision. */
@@ -83,6 +84,9 @@ struct outseg *output_defer(struct conn *c);
  * closed meanwhile, what was appended is dropped. */
 void output_defer_begin(struct conn *c, struct outseg *d);
 void output_defer_end(struct conn *c, struct outseg *d);
+/* Like end, but d stays: what was appended goes before it and may be sent
+ * while d keeps its place (a streamed response between two writes). */
+void output_defer_emit(struct conn *c, struct outseg *d);
 /* begin, one append of data (a complete response), end.  -ENOMEM closes
  * the connection. */
 int output_defer_fill(struct conn *c, struct outseg *d, const void *data, size_t len);
@@ -93,6 +97,11 @@ int output_defer_fill(struct conn *c, struct outseg *d, const void *data, size_t
 bool output_idle(const struct conn *c);
 /* Queued bytes are below --max-output-queue: the parser may go on. */
 bool output_has_space(const struct conn *c);
+/* Queued bytes are at or below half of --max-output-queue. */
+bool output_below_half(const struct conn *c);
+/* Tell the connection's stream (deferred_conn_writable) once the queue is
+ * below half of --max-output-queue again. */
+void output_want_writable(struct conn *c);
 /* Ask for a flush at the end of this loop turn. */
 void output_schedule(struct conn *c);
 /* Flush every connection scheduled this turn: one send each. */

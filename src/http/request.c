@@ -356,7 +356,7 @@ static void split_target(struct cz_str t, struct cz_str *path, struct cz_str *qu
     const char *p = t.ptr, *end = t.ptr + t.len;
     size_t skip = t.len >= 7 && strncasecmp(p, "http://", 7) == 0    ? 7
                   : t.len >= 8 && strncasecmp(p, "https://", 8) == 0 ? 8
-                                                                       : 0;
+                                                                     : 0;
     bool absolute = skip > 0;
     p += skip;
     if (absolute)
@@ -406,7 +406,9 @@ static int on_message_complete(llhttp_t *p)
     request_reset(c);
     if (c->close_after_send)
         return HPE_PAUSED; /* nothing behind the last response is processed */
-    if (!output_has_space(c)) {
+    /* A stream's length is open-ended: the next request waits for its end
+     * (so its writes measure only its own bytes against the queue limit). */
+    if (!output_has_space(c) || c->stream) {
         c->read_paused = true;
         return HPE_PAUSED;
     }
@@ -523,9 +525,8 @@ static int version_error_status(const struct conn *c, const char *data, size_t l
     /* Only a well-formed version token (ending the line, or the bytes so far)
      * can be unsupported; "HTTP/1.1x" or a bare CR after "HTTP/1.1" is
      * malformed, and 1.0/1.1 are never "unsupported". */
-    if (end - v >= 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' &&
-        v[6] == '.' && v[7] >= '0' && v[7] <= '9' &&
-        (end - v == 8 || v[8] == '\r' || v[8] == '\n') &&
+    if (end - v >= 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
+        v[7] >= '0' && v[7] <= '9' && (end - v == 8 || v[8] == '\r' || v[8] == '\n') &&
         !(v[5] == '1' && (v[7] == '0' || v[7] == '1')))
         return 505;
     return 400;
@@ -656,8 +657,7 @@ size_t cz_request_header_count(const cz_request *req)
     return req->conn->rx->nheaders;
 }
 
-int cz_request_header_at(const cz_request *req, size_t i, struct cz_str *name,
-                         struct cz_str *value)
+int cz_request_header_at(const cz_request *req, size_t i, struct cz_str *name, struct cz_str *value)
 {
     const struct conn *c = req->conn;
     if (i >= c->rx->nheaders)

@@ -16,41 +16,77 @@
 const char *http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default:  return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
-                                                                              : "Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
     }
 }
 
@@ -95,18 +131,19 @@ static char *put_u64(char *p, uint64_t n)
 }
 
 /* Every optional line of a head: its name and the field holding its value. */
-#define HEAD_LINES(X)                                                                          \
-    X("Content-Type: ", content_type)                                                          \
-    X("ETag: ", etag)                                                                          \
-    X("Last-Modified: ", last_modified)                                                        \
-    X("Cache-Control: ", cache_control)                                                        \
-    X("Content-Range: ", content_range)                                                        \
+#define HEAD_LINES(X)                                                                              \
+    X("Content-Type: ", content_type)                                                              \
+    X("ETag: ", etag)                                                                              \
+    X("Last-Modified: ", last_modified)                                                            \
+    X("Cache-Control: ", cache_control)                                                            \
+    X("Content-Range: ", content_range)                                                            \
     X("Allow: ", allow)
 
 static const char server_line[] = "\r\nServer: catzilla\r\n";
 static const char close_line[] = "Connection: close\r\n";
 static const char keep_alive_line[] = "Connection: keep-alive\r\n";
 static const char ranges_line[] = "Accept-Ranges: bytes\r\n";
+static const char chunked_line[] = "Transfer-Encoding: chunked\r\n";
 static const char length_name[] = "Content-Length: ";
 static const char location_name[] = "Location: ";
 
@@ -119,8 +156,10 @@ size_t response_head_len(const struct worker *w, const struct head_spec *h)
         n += sizeof(keep_alive_line) - 1;
     if (h->accept_ranges)
         n += sizeof(ranges_line) - 1;
-#define X_LEN(name, field)                                                                     \
-    if (h->field)                                                                              \
+    if (h->chunked)
+        n += sizeof(chunked_line) - 1;
+#define X_LEN(name, field)                                                                         \
+    if (h->field)                                                                                  \
         n += sizeof(name) - 1 + strlen(h->field) + 2;
     HEAD_LINES(X_LEN)
 #undef X_LEN
@@ -149,11 +188,13 @@ size_t response_head_write(const struct worker *w, const struct head_spec *h, ch
         p = put(p, keep_alive_line, sizeof(keep_alive_line) - 1);
     if (h->accept_ranges)
         p = put(p, ranges_line, sizeof(ranges_line) - 1);
-#define X_PUT(name, field)                                                                     \
-    if (h->field) {                                                                            \
-        p = put(p, name, sizeof(name) - 1);                                                    \
-        p = put_str(p, h->field);                                                              \
-        p = put(p, "\r\n", 2);                                                                 \
+    if (h->chunked)
+        p = put(p, chunked_line, sizeof(chunked_line) - 1);
+#define X_PUT(name, field)                                                                         \
+    if (h->field) {                                                                                \
+        p = put(p, name, sizeof(name) - 1);                                                        \
+        p = put_str(p, h->field);                                                                  \
+        p = put(p, "\r\n", 2);                                                                     \
     }
     HEAD_LINES(X_PUT)
 #undef X_PUT
@@ -191,10 +232,15 @@ int response_head(struct conn *c, const struct head_spec *h)
     return 0;
 }
 
-void response_init(struct cz_response *res, struct conn *c, int status)
+void response_init(struct cz_response *res, struct conn *c, int status, bool head_only)
 {
     res->conn = c;
     res->status = status;
+    res->head_only = head_only;
+    res->req = NULL;
+    res->owner = NULL;
+    res->close = c->close_after_send;
+    res->http10 = c->http10;
     res->failed = false;
     res->deferred = false;
     res->moved_body = NULL;
@@ -347,19 +393,20 @@ struct outseg *response_defer(struct cz_response *res)
     return d;
 }
 
-static bool status_has_body(int status)
+bool response_status_has_body(int status)
 {
     return status >= 200 && status != 204 && status != 304;
 }
 
-int response_finish(struct cz_response *res, const struct cz_request *req)
+int response_finish(struct cz_response *res)
 {
     struct conn *c = res->conn;
-    bool body = status_has_body(res->status);
+    bool body = response_status_has_body(res->status);
     size_t len = res->moved_body ? res->moved_len : res->body_len;
     struct head_spec h = {
         .status = res->status,
-        .close = c->close_after_send,
+        .close = res->close,
+        .keep_alive = res->http10 && !res->close,
         .content_length = body ? (int64_t)len : -1,
         .extra = res->hdr,
         .extra_len = res->hdr_len,
@@ -368,7 +415,7 @@ int response_finish(struct cz_response *res, const struct cz_request *req)
      * segment), so one send carries them; a moved body is queued as the
      * block it is, never copied. */
     int rc = response_head(c, &h);
-    if (rc || !body || req->head)
+    if (rc || !body || res->head_only)
         return rc;
     if (res->moved_body) {
         rc = output_append_request_block(c, res->moved_body, res->moved_len, res->moved_charge);
@@ -379,15 +426,14 @@ int response_finish(struct cz_response *res, const struct cz_request *req)
     return output_append(c, res->body, res->body_len);
 }
 
-void response_text(struct conn *c, int status, bool head, bool close,
-                   const struct head_spec *more)
+void response_text(struct conn *c, int status, bool head, bool close, const struct head_spec *more)
 {
     const char *reason = http_reason(status);
     size_t rl = strlen(reason);
     struct head_spec h = more ? *more : (struct head_spec){0};
     h.status = status;
     h.close = close;
-    bool body = status_has_body(status);
+    bool body = response_status_has_body(status);
     h.content_type = body ? "text/plain; charset=utf-8" : NULL;
     h.content_length = body ? (int64_t)rl + 1 : -1;
     char *p = NULL;

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ int cz_server_create(const struct cz_config *cfg, cz_server **out)
         return -ENOMEM;
     srv->cfg = *cfg;
     srv->root_fd = -1;
+    pthread_mutex_init(&srv->post_lock, NULL);
+    /* The log is process-wide: the server created last sets its level. */
+    cz_log_set_level((enum cz_log_level)cfg->log_level);
     pthread_mutex_init(&srv->start_lock, NULL);
     pthread_cond_init(&srv->start_cond, NULL);
     srv->check_router = cz_router_create();
@@ -127,8 +131,7 @@ int cz_server_wait_listening(cz_server *srv, int timeout_ms)
     int rc = 0;
     while (atomic_load(&srv->port) == 0 && rc == 0)
         rc = timeout_ms < 0 ? pthread_cond_wait(&srv->start_cond, &srv->start_lock)
-                            : pthread_cond_timedwait(&srv->start_cond, &srv->start_lock,
-                                                     &deadline);
+                            : pthread_cond_timedwait(&srv->start_cond, &srv->start_lock, &deadline);
     pthread_mutex_unlock(&srv->start_lock);
     int port = atomic_load(&srv->port);
     return port != 0 ? port : -ETIMEDOUT;
@@ -177,6 +180,15 @@ void cz_server_destroy(cz_server *srv)
         r = n;
     }
     cz_router_destroy(srv->check_router);
+    for (int k = 0; k < 2; k++) {
+        struct hook *h = k ? srv->after : srv->before;
+        while (h) {
+            struct hook *n = h->next;
+            free(h);
+            h = n;
+        }
+    }
+    pthread_mutex_destroy(&srv->post_lock);
     pthread_mutex_destroy(&srv->start_lock);
     pthread_cond_destroy(&srv->start_cond);
     free(srv->workers);
@@ -205,21 +217,55 @@ static void answer_status(struct conn *c, const struct cz_request *req, int stat
     response_text(c, status, req->head, c->close_after_send, more);
 }
 
-/* A handler's answer, or the status page its failure calls for. */
-static void run_handler(struct conn *c, struct cz_request *req, cz_handler_fn fn, void *ud)
+static int add_hook(struct cz_server *srv, struct hook **list, cz_handler_fn fn, void *ud)
 {
-    struct cz_response res;
-    response_init(&res, c, 200);
-    int rc = fn(req, &res, ud);
-    if (res.deferred) {
-        /* The handler holds a placeholder and fills it later: an explicit
-         * state, whatever it returned. */
-    } else if (rc < 0 || res.failed) {
-        answer_status(c, req, rc == -ENOMEM || res.failed ? 503 : 500, NULL);
-    } else if (response_finish(&res, req) < 0) {
-        conn_close(c);
+    if (atomic_load(&srv->running))
+        return -EBUSY;
+    if (!fn)
+        return -EINVAL;
+    struct hook *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->fn = fn;
+    h->user_data = ud;
+    while (*list)
+        list = &(*list)->next;
+    *list = h;
+    return 0;
+}
+
+int cz_server_hook_before(cz_server *srv, cz_handler_fn fn, void *user_data)
+{
+    return add_hook(srv, &srv->before, fn, user_data);
+}
+
+int cz_server_hook_after(cz_server *srv, cz_handler_fn fn, void *user_data)
+{
+    return add_hook(srv, &srv->after, fn, user_data);
+}
+
+void server_after_hooks(struct cz_server *srv, struct cz_response *res)
+{
+    for (const struct hook *h = srv->after; h; h = h->next)
+        (void)h->fn(res->req, res, h->user_data);
+}
+
+/* The answer in res (built by a handler or a before hook; rc is what it
+ * returned), or the status page its failure calls for. */
+static void finish_answer(struct conn *c, struct cz_response *res, int rc)
+{
+    if (res->deferred) {
+        /* A placeholder to be filled later (cz_response_defer, a stream):
+         * an explicit state, whatever the handler returned. */
+        return;
     }
-    response_release(&res);
+    if (rc >= 0 && !res->failed)
+        server_after_hooks(c->w->srv, res);
+    if (rc < 0 || res->failed)
+        response_text(c, rc == -ENOMEM || res->failed ? 503 : 500, res->head_only,
+                      c->close_after_send, NULL);
+    else if (response_finish(res) < 0)
+        conn_close(c);
 }
 
 static bool is_admin_path(const char *p, size_t len)
@@ -228,42 +274,20 @@ static bool is_admin_path(const char *p, size_t len)
            memcmp(p, CZ_ADMIN_PREFIX, sizeof(CZ_ADMIN_PREFIX) - 1) == 0;
 }
 
-void server_dispatch(struct conn *c, struct cz_request *req)
+/* Where a request goes once it may be answered here. */
+static void route_request(struct conn *c, struct cz_request *req, enum cz_route_result rr,
+                          struct cz_response *res)
 {
     struct worker *w = c->w;
-    enum cz_route_result rr =
-        cz_router_match(w->router, req->method, req->path.ptr, req->path.len, &req->match);
-    /* The admin surface: its routes only where --admin puts them, and
-     * nothing else on its own listener. */
-    bool admin_here = c->admin || w->srv->admin_mode == ADMIN_SAME;
-    bool hidden = c->admin && rr == CZ_ROUTE_NOT_FOUND;
-    if (rr != CZ_ROUTE_NOT_FOUND) {
-        bool admin_route = rr == CZ_ROUTE_FOUND
-                               ? ((const struct route *)req->match.target)->admin
-                               : is_admin_path(req->path.ptr, req->path.len);
-        hidden = admin_route ? !admin_here : c->admin;
-    }
-    if (hidden) {
-        answer_status(c, req, 404, NULL);
-        return;
-    }
     /* A method this server does not implement at all is 501 wherever the
      * path leads, unless a route takes any method. */
     if (rr != CZ_ROUTE_FOUND && req->method < 0) {
         answer_status(c, req, 501, NULL);
         return;
     }
-
-#if CZ_LEAK_CHECK
-    /* The leak checker's own test: CATZILLA_LEAK_PLANT makes /_leak forget
-     * 100 bytes of request memory, which the check must report. */
-    if (req->path.len == 6 && memcmp(req->path.ptr, "/_leak", 6) == 0 &&
-        getenv("CATZILLA_LEAK_PLANT"))
-        (void)catzilla_request_alloc(100);
-#endif
     if (rr == CZ_ROUTE_FOUND) {
         struct route *r = req->match.target;
-        run_handler(c, req, r->fn, r->user_data);
+        finish_answer(c, res, r->fn(req, res, r->user_data));
         return;
     }
     if (rr == CZ_ROUTE_METHOD_NOT_ALLOWED) {
@@ -278,10 +302,54 @@ void server_dispatch(struct conn *c, struct cz_request *req)
     if (cz_static_serve(c, req) == 0)
         return;
     if (w->srv->not_found_fn) {
-        run_handler(c, req, w->srv->not_found_fn, w->srv->not_found_ud);
+        finish_answer(c, res, w->srv->not_found_fn(req, res, w->srv->not_found_ud));
         return;
     }
     answer_status(c, req, 404, NULL);
+}
+
+void server_dispatch(struct conn *c, struct cz_request *req)
+{
+    struct worker *w = c->w;
+    enum cz_route_result rr =
+        cz_router_match(w->router, req->method, req->path.ptr, req->path.len, &req->match);
+    /* The admin surface: its routes only where --admin puts them, and
+     * nothing else on its own listener. */
+    bool admin_here = c->admin || w->srv->admin_mode == ADMIN_SAME;
+    bool hidden = c->admin && rr == CZ_ROUTE_NOT_FOUND;
+    bool admin_route = false;
+    if (rr != CZ_ROUTE_NOT_FOUND) {
+        admin_route = rr == CZ_ROUTE_FOUND ? ((const struct route *)req->match.target)->admin
+                                           : is_admin_path(req->path.ptr, req->path.len);
+        hidden = admin_route ? !admin_here : c->admin;
+    }
+    if (hidden) {
+        answer_status(c, req, 404, NULL);
+        return;
+    }
+
+#if CZ_LEAK_CHECK
+    /* The leak checker's own test: CATZILLA_LEAK_PLANT makes /_leak forget
+     * 100 bytes of request memory, which the check must report. */
+    if (req->path.len == 6 && memcmp(req->path.ptr, "/_leak", 6) == 0 &&
+        getenv("CATZILLA_LEAK_PLANT"))
+        (void)catzilla_request_alloc(100);
+#endif
+    struct cz_response res;
+    response_init(&res, c, 200, req->head);
+    res.req = req;
+    /* Before hooks see every request of the application's surface. */
+    int rc = CZ_HOOK_CONTINUE;
+    for (const struct hook *h = admin_route ? NULL : w->srv->before; h; h = h->next) {
+        rc = h->fn(req, &res, h->user_data);
+        if (rc != CZ_HOOK_CONTINUE || res.deferred)
+            break;
+    }
+    if (rc == CZ_HOOK_CONTINUE && !res.deferred)
+        route_request(c, req, rr, &res);
+    else
+        finish_answer(c, &res, rc < 0 ? rc : 0);
+    response_release(&res);
 }
 
 /* ---------- listeners ---------- */
@@ -412,8 +480,7 @@ static int open_listeners(struct worker *w, const struct sockaddr_storage *main_
     w->lis[0].fd = fd;
     w->nlis = 1;
     if (srv->admin_mode == ADMIN_OWN) {
-        fd = open_listener(srv, &srv->admin_addr, srv->admin_addrlen, true, "--admin", err,
-                           errlen);
+        fd = open_listener(srv, &srv->admin_addr, srv->admin_addrlen, true, "--admin", err, errlen);
         if (fd < 0)
             return fd;
         w->lis[1].fd = fd;
@@ -605,11 +672,12 @@ static void catch_up_reload(struct worker *w)
  * pressure level. */
 static void on_wake(struct worker *w)
 {
+    /* Posted calls (deferred_run) may come until the loop ends. */
+    arm_wake(w);
     if (atomic_load(&w->srv->stop_requested)) {
         begin_stop(w);
         return;
     }
-    arm_wake(w);
     catch_up_reload(w);
     memguard_apply(w);
 }
@@ -650,6 +718,7 @@ static void on_tick(struct worker *w)
             n = n->next;
             conn_close(c);
         }
+        deferred_abandon(w);
     }
     arm_tick(w);
 }
@@ -684,7 +753,10 @@ void server_dispatch_cqe(struct worker *w, struct io_uring_cqe *cqe)
         conn_on_op_done(ptr, cz_ud_tag(ud), cqe);
         break;
     case OP_TICK:
-        on_tick(w);
+        if (ptr == w)
+            on_tick(w);
+        else
+            deferred_on_timer(w, ptr, cqe);
         break;
     case OP_WAKE:
         on_wake(w);
@@ -713,7 +785,7 @@ void server_leak_check(struct worker *w)
 {
 #if CZ_LEAK_CHECK
     static const enum catzilla_arena_kind kinds[2] = {CATZILLA_ARENA_REQUEST,
-                                                       CATZILLA_ARENA_RESPONSE};
+                                                      CATZILLA_ARENA_RESPONSE};
     static const char *const names[2] = {"request", "response"};
     for (int i = 0; i < 2; i++) {
         long long now = catzilla_memory_live_bytes(kinds[i]);
@@ -744,7 +816,8 @@ static void worker_loop(struct worker *w)
     catzilla_memory_fault_arm();
 #endif
     for (;;) {
-        int rc = io_uring_submit_and_wait(ring, 1);
+        /* Callbacks waiting (posted calls, writable streams): no sleep. */
+        int rc = deferred_pending(w) ? io_uring_submit(ring) : io_uring_submit_and_wait(ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             cz_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
             break;
@@ -761,6 +834,7 @@ static void worker_loop(struct worker *w)
         io_uring_cq_advance(ring, n);
         cz_bufring_commit(&w->bufs, &w->bufs_pending);
         memguard_admit_waiters(w);
+        deferred_run(w);
         output_flush_all(w);
         conn_free_closed(w);
         arm_tick(w);
@@ -889,6 +963,7 @@ static void worker_teardown(struct worker *w)
         io_uring_queue_exit(&w->ring);
         w->ring_ready = false;
     }
+    deferred_worker_free(w);
     catzilla_memory_thread_exit();
 }
 
@@ -903,6 +978,8 @@ static void *worker_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     int rc = worker_setup(w);
+    if (rc == 0)
+        deferred_thread_enter(w);
     pthread_mutex_lock(&srv->start_lock);
     w->start_rc = rc;
     srv->started++;
@@ -964,14 +1041,9 @@ static void raise_limits(void)
 /* Every signal whose default action ends the process, except the
  * synchronous faults: each is handled here and logged, so none ends the
  * process silently. */
-static void handled_signals(sigset_t *set)
-{
-    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT,   SIGTERM, SIGUSR1, SIGUSR2, SIGALRM,
-                               SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO,   SIGPWR};
-    sigemptyset(set);
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        sigaddset(set, sigs[i]);
-}
+static const int handled_sigs[] = {SIGHUP,    SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM,
+                                   SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO,   SIGPWR};
+#define NSIG_HANDLED (sizeof(handled_sigs) / sizeof(handled_sigs[0]))
 
 /* SIGHUP: what can change without dropping a connection. */
 static void reload(struct cz_server *srv)
@@ -986,42 +1058,61 @@ static void reload(struct cz_server *srv)
     cz_log_info("SIGHUP: reloading: %s; %s", log, mime);
 }
 
+/* The handlers only forward: a bit per signal in sig_pending, and a post
+ * of the running server's semaphore (both async-signal-safe), read by its
+ * signal thread.  Handlers rather than sigwait, so that a signal reaching
+ * any thread of an embedding program (one it created before cz_server_run,
+ * with the signal unblocked) is still handled. */
+static _Atomic(sem_t *) sig_sem;
+static _Atomic uint64_t sig_pending;
+
+static void on_signal(int sig)
+{
+    atomic_fetch_or(&sig_pending, (uint64_t)1 << sig);
+    sem_t *s = atomic_load(&sig_sem);
+    if (s)
+        sem_post(s);
+}
+
 static void *signal_thread(void *arg)
 {
     struct cz_server *srv = arg;
-    sigset_t set;
-    handled_signals(&set);
-    int sig;
-    while (sigwait(&set, &sig) == 0) {
+    for (;;) {
+        if (sem_wait(&srv->sig_sem) < 0)
+            continue; /* EINTR */
         if (atomic_load(&srv->signals_done))
-            return NULL; /* cz_server_run is over: sent by itself */
-        switch (sig) {
-        case SIGINT:
-        case SIGTERM:
-        case SIGQUIT:
-            if (atomic_load(&srv->stop_requested)) {
-                cz_log_warn("%s: already draining (SIGKILL stops at once)", strsignal(sig));
+            return NULL; /* cz_server_run is over: posted by itself */
+        uint64_t pending = atomic_exchange(&sig_pending, 0);
+        for (int sig = 1; sig < 64; sig++) {
+            if (!(pending & ((uint64_t)1 << sig)))
+                continue;
+            switch (sig) {
+            case SIGINT:
+            case SIGTERM:
+            case SIGQUIT:
+                if (atomic_load(&srv->stop_requested)) {
+                    cz_log_warn("%s: already draining (SIGKILL stops at once)", strsignal(sig));
+                    break;
+                }
+                cz_log_info("%s: draining connections (up to %ldms)", strsignal(sig),
+                            srv->cfg.shutdown_timeout);
+                cz_server_stop(srv);
+                break;
+            case SIGHUP:
+                reload(srv);
+                break;
+            case SIGUSR1:
+                if (!srv->alog)
+                    cz_log_info("SIGUSR1: no access log to reopen");
+                else if (accesslog_reopen(srv) == 0)
+                    cz_log_info("SIGUSR1: access log reopened");
+                break;
+            default:
+                cz_log_warn("%s (signal %d): ignored", strsignal(sig), sig);
                 break;
             }
-            cz_log_info("%s: draining connections (up to %ldms)", strsignal(sig),
-                        srv->cfg.shutdown_timeout);
-            cz_server_stop(srv);
-            break;
-        case SIGHUP:
-            reload(srv);
-            break;
-        case SIGUSR1:
-            if (!srv->alog)
-                cz_log_info("SIGUSR1: no access log to reopen");
-            else if (accesslog_reopen(srv) == 0)
-                cz_log_info("SIGUSR1: access log reopened");
-            break;
-        default:
-            cz_log_warn("%s (signal %d): ignored", strsignal(sig), sig);
-            break;
         }
     }
-    return NULL;
 }
 
 /* A fault is logged (one write, async-signal-safe) before the default
@@ -1106,6 +1197,7 @@ int cz_server_run(cz_server *srv)
     unsigned n = server_worker_count(cfg);
     /* Kept from an earlier run of this server (destroy frees it): a
      * cz_server_stop from another thread may still be reading it. */
+    pthread_mutex_lock(&srv->post_lock); /* cz_server_post reads the array */
     if (!srv->workers || srv->nworkers != n) {
         free(srv->workers);
         srv->nworkers = 0;
@@ -1113,12 +1205,13 @@ int cz_server_run(cz_server *srv)
     }
     if (srv->workers)
         memset(srv->workers, 0, n * sizeof(*srv->workers));
+    srv->nworkers = srv->workers ? n : 0;
+    pthread_mutex_unlock(&srv->post_lock);
     if (!srv->workers) {
         rc = -ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    srv->nworkers = n;
     for (unsigned i = 0; i < n; i++) {
         srv->workers[i].lis[0].fd = srv->workers[i].lis[1].fd = -1;
         srv->workers[i].wake_fd = -1;
@@ -1152,15 +1245,23 @@ int cz_server_run(cz_server *srv)
         }
     }
 
-    sigset_t sigs, old;
-    handled_signals(&sigs);
     pthread_t sigthr;
     bool sigthr_started = false;
-    if (srv->handle_signals) {
+    struct sigaction old_actions[NSIG_HANDLED];
+    if (srv->handle_signals && sem_init(&srv->sig_sem, 0, 0) == 0) {
         log_fatal_signals();
         atomic_store(&srv->signals_done, false);
-        pthread_sigmask(SIG_BLOCK, &sigs, &old);
+        atomic_store(&sig_pending, 0);
         sigthr_started = pthread_create(&sigthr, NULL, signal_thread, srv) == 0;
+        if (!sigthr_started)
+            sem_destroy(&srv->sig_sem);
+        if (sigthr_started) {
+            atomic_store(&sig_sem, &srv->sig_sem);
+            struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+            sigemptyset(&sa.sa_mask);
+            for (size_t i = 0; i < NSIG_HANDLED; i++)
+                sigaction(handled_sigs[i], &sa, &old_actions[i]);
+        }
     }
 
     unsigned created = 0;
@@ -1228,12 +1329,15 @@ int cz_server_run(cz_server *srv)
         pthread_join(srv->workers[i].thread, NULL);
     memguard_stop(srv);
     if (sigthr_started) {
-        /* Wake the signal thread to end it, with no log line: a failed
-         * start must show its own error, not a shutdown. */
+        /* End the signal thread with a zero byte, with no log line: a
+         * failed start must show its own error, not a shutdown. */
+        for (size_t i = 0; i < NSIG_HANDLED; i++)
+            sigaction(handled_sigs[i], &old_actions[i], NULL);
+        atomic_store(&sig_sem, NULL);
         atomic_store(&srv->signals_done, true);
-        pthread_kill(sigthr, SIGUSR2);
+        sem_post(&srv->sig_sem);
         pthread_join(sigthr, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        sem_destroy(&srv->sig_sem);
     }
     if (rc >= 0)
         rc = start_rc;

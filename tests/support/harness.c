@@ -162,7 +162,6 @@ int server_stop(struct server *s)
     return -1;
 }
 
-
 void send_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -270,6 +269,66 @@ const char *header(const struct response *r, const char *name)
     return r->head ? find_header(r->head, name) : NULL;
 }
 
+/* Wait until b holds a CRLF-terminated line; its length with the CRLF, or 0
+ * at EOF or timeout. */
+static size_t rbuf_line(struct rbuf *b)
+{
+    for (;;) {
+        char *nl = b->len ? memmem(b->data, b->len, "\r\n", 2) : NULL;
+        if (nl)
+            return (size_t)(nl - b->data) + 2;
+        if (rbuf_fill(b) <= 0)
+            return 0;
+    }
+}
+
+/* A chunked body, decoded (extensions and trailers skipped).  False when
+ * the stream ends early or is malformed. */
+static bool read_chunked(struct rbuf *b, struct response *r)
+{
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    bool ok = false;
+    for (;;) {
+        size_t ll = rbuf_line(b);
+        if (!ll)
+            break;
+        char *endp;
+        size_t size = strtoull(b->data, &endp, 16);
+        if (endp == b->data)
+            break;
+        rbuf_consume(b, ll);
+        if (size == 0) {
+            /* Trailer fields, then the empty line. */
+            while ((ll = rbuf_line(b)) > 2)
+                rbuf_consume(b, ll);
+            ok = ll == 2;
+            if (ok)
+                rbuf_consume(b, 2);
+            break;
+        }
+        while (b->len < size + 2)
+            if (rbuf_fill(b) <= 0)
+                goto out;
+        if (memcmp(b->data + size, "\r\n", 2) != 0)
+            break;
+        if (len + size + 1 > cap) {
+            while (len + size + 1 > cap)
+                cap *= 2;
+            out = realloc(out, cap);
+        }
+        memcpy(out + len, b->data, size);
+        len += size;
+        rbuf_consume(b, size + 2);
+    }
+out:
+    out[len] = '\0';
+    r->body = out;
+    r->body_len = len;
+    r->chunks_ok = ok;
+    return ok;
+}
+
 bool read_response(int fd, struct response *r, bool head_only)
 {
     memset(r, 0, sizeof(*r));
@@ -303,8 +362,13 @@ bool read_response(int fd, struct response *r, bool head_only)
         r->body = strdup("");
         return true;
     }
+    const char *te = find_header(r->head, "Transfer-Encoding");
+    bool chunked = te && strcasecmp(te, "chunked") == 0;
     if (bodyless) {
         r->body = strdup("");
+    } else if (chunked) {
+        if (!read_chunked(b, r))
+            r->closed = true;
     } else if (cl) {
         size_t want = strtoull(cl, NULL, 10);
         while (b->len < want) {
@@ -470,8 +534,8 @@ int tcp_connect_opts(int port, int rcvbuf, int mss, bool nonblocking)
     if (rcvbuf > 0)
         cr_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0);
     if (mss > 0)
-        cr_assert(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0,
-                  "TCP_MAXSEG: %s", strerror(errno));
+        cr_assert(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0, "TCP_MAXSEG: %s",
+                  strerror(errno));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {

@@ -50,8 +50,9 @@ struct response {
     char *body;        /* NUL-terminated, body_len bytes */
     size_t body_len;
     bool closed;       /* the server closed after this response */
+    bool chunks_ok;    /* a chunked body ended with its last chunk */
 };
-/* Read one response (Content-Length framed, or to EOF).  head_only for HEAD.
+/* Read one response (Content-Length framed, chunked (decoded), or to EOF).  head_only for HEAD.
  * Returns false on timeout or EOF before a status line. */
 bool read_response(int fd, struct response *r, bool head_only);
 void response_free(struct response *r);
