@@ -28,6 +28,7 @@ typedef struct cz_response cz_response;
 typedef struct cz_deferred cz_deferred;
 typedef struct cz_stream cz_stream;
 typedef struct cz_timer cz_timer;
+typedef struct cz_body cz_body;
 
 /* A handler fills the response; it returns 0, or -errno to make the server
  * answer 500 (or close, if a response was already started).  It runs on a
@@ -55,6 +56,16 @@ CZ_API int cz_server_create(const struct cz_config *cfg, cz_server **out);
  * -EINVAL for a bad method or pattern, -EBUSY once the server runs. */
 CZ_API int cz_server_route(cz_server *srv, const char *method, const char *pattern,
                            cz_handler_fn fn, void *user_data);
+
+/* A route that reads large bodies as a stream: its handler runs when the
+ * body is complete or its first 64 KiB have arrived, whichever comes
+ * first (so a small body that is malformed or late still gets its error
+ * page), and takes the body in pieces through cz_request_body_reader:
+ * first what has arrived, then the rest as it comes (a body it does not
+ * read is discarded).  It answers at once, later (cz_response_defer) or as
+ * a stream.  Otherwise as cz_server_route. */
+CZ_API int cz_server_route_streaming(cz_server *srv, const char *method, const char *pattern,
+                                     cz_handler_fn fn, void *user_data);
 
 /* The handler for requests that match no route (and no file under cfg.root),
  * instead of the 404 page; it sets its own status.  NULL restores the page.
@@ -140,6 +151,26 @@ CZ_API size_t cz_request_header_count(const cz_request *req);
 CZ_API int cz_request_header_at(const cz_request *req, size_t i, struct cz_str *name,
                                 struct cz_str *value);
 CZ_API struct cz_str cz_request_body(const cz_request *req);
+/* The body's announced length (Content-Length), 0 without a body, -1 when
+ * chunked (unknown until its end). */
+CZ_API long long cz_request_content_length(const cz_request *req);
+
+/* A streaming route's body, piece by piece, from when the handler returns.
+ * fn gets CZ_BODY_DATA with len bytes (valid during the call), then
+ * CZ_BODY_END once; or CZ_BODY_ABORT
+ * when the request fails (client gone, a timeout, a body over
+ * --max-body-size: the connection closes).  After END or ABORT, b is gone.
+ * fn returns 0 for more, or CZ_BODY_PAUSE to stop reading from the client
+ * until cz_body_resume(b) (back-pressure: e.g. while a stream is full). */
+enum cz_body_event { CZ_BODY_DATA, CZ_BODY_END, CZ_BODY_ABORT };
+#define CZ_BODY_PAUSE 1
+typedef int (*cz_body_fn)(cz_body *b, enum cz_body_event ev, const void *data, size_t len,
+                          void *arg);
+/* From a streaming route's handler, for a request with a body: where its
+ * body goes.  NULL (errno EINVAL) otherwise. */
+CZ_API cz_body *cz_request_body_reader(const cz_request *req, cz_body_fn fn, void *arg);
+/* Read again after CZ_BODY_PAUSE.  On the request's worker. */
+CZ_API void cz_body_resume(cz_body *b);
 /* Index of the worker running this handler. */
 CZ_API unsigned cz_request_worker(const cz_request *req);
 
@@ -192,6 +223,10 @@ CZ_API int cz_deferred_finish(cz_deferred *d);
  * Requests pipelined behind a stream wait until it ends.  NULL (errno
  * ENOMEM, EINVAL) on failure. */
 CZ_API cz_stream *cz_response_stream(cz_response *res);
+/* The same with a known length: the head says Content-Length: length
+ * (no chunks), writes beyond it are refused (-EINVAL), and a stream ended
+ * short closes the connection (the client sees the body cut). */
+CZ_API cz_stream *cz_response_stream_sized(cz_response *res, unsigned long long length);
 /* Queue len bytes (copied) as one chunk.  Returns 0; 1 when the
  * connection's queue is now above --max-output-queue (the bytes are
  * queued: wait for cz_stream_on_writable before writing more); -EPIPE when

@@ -27,7 +27,7 @@
 enum { FORMAT_COMBINED, FORMAT_JSON };
 
 struct accesslog {
-    int fd;           /* every worker writes here; reopen dup3()s onto it */
+    int fd; /* every worker writes here; reopen dup3()s onto it */
     int format;
     bool pipe;        /* a pipe, FIFO or socket: writes of at most PIPE_BUF */
     const char *path; /* NULL for stdout */
@@ -36,20 +36,20 @@ struct accesslog {
 struct logbuf {
     alignas(16) struct accesslog_worker *owner;
     char *data;
-    size_t len;  /* bytes filled */
-    size_t off;  /* bytes written so far */
-    bool busy;   /* a write of data[off..] is in flight */
+    size_t len; /* bytes filled */
+    size_t off; /* bytes written so far */
+    bool busy;  /* a write of data[off..] is in flight */
 };
 
 struct accesslog_worker {
     struct worker *w;
     struct logbuf buf[2];
-    unsigned fill;       /* the buffer lines go into; never busy */
+    unsigned fill; /* the buffer lines go into; never busy */
     size_t cap;
     uint64_t dropped;
-    bool failing;        /* inside a spell of failed writes (reported once) */
-    bool cancelled;      /* the writes were cancelled at shutdown */
-    time_t stamp_sec;    /* the second the cached time stamps are for */
+    bool failing;     /* inside a spell of failed writes (reported once) */
+    bool cancelled;   /* the writes were cancelled at shutdown */
+    time_t stamp_sec; /* the second the cached time stamps are for */
     char stamp_combined[32], stamp_json[24];
 };
 
@@ -308,8 +308,8 @@ static void format_json(const struct reqlog *r, const char *stamp, struct out *o
     put_u64(o, r->bytes > 0 ? (uint64_t)r->bytes : 0);
     /* Milliseconds with three decimals (microsecond resolution). */
     uint64_t us = (r->duration_ns + 500) / 1000;
-    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                    (char)('0' + us % 10), '\0'};
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10),
+                    '\0'};
     puts_(o, ",\"duration_ms\":");
     put_u64(o, us / 1000);
     put(o, ".", 1);

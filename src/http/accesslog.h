@@ -26,20 +26,20 @@ struct io_uring_cqe;
 
 /* A client's address as accepted (IPv4 or IPv6); family 0 = unknown. */
 struct cz_peer {
-    uint8_t family;    /* AF_INET, AF_INET6 or 0 */
-    uint16_t port;     /* host order */
-    uint8_t addr[16];  /* network order; 4 bytes for IPv4 */
+    uint8_t family;   /* AF_INET, AF_INET6 or 0 */
+    uint16_t port;    /* host order */
+    uint8_t addr[16]; /* network order; 4 bytes for IPv4 */
 };
 
 /* What a line says about one request.  Strings need not be NUL-terminated;
  * ptr NULL means absent ("-" in combined, null in JSON). */
 struct reqlog {
-    const struct cz_peer *peer;    /* NULL: unknown */
+    const struct cz_peer *peer; /* NULL: unknown */
     struct cz_str method, target, referer, user_agent;
-    uint8_t http_minor;            /* HTTP/1.x; 0xff: no request line was parsed */
+    uint8_t http_minor; /* HTTP/1.x; 0xff: no request line was parsed */
     int status;
-    int64_t bytes;                 /* response body bytes */
-    uint64_t duration_ns;          /* first request byte to response queued */
+    int64_t bytes;        /* response body bytes */
+    uint64_t duration_ns; /* first request byte to response queued */
 };
 
 /* Main thread, before workers start: open --access-log (no-op for off) and

@@ -34,6 +34,40 @@ static int on_json(const cz_request *req, cz_response *res, void *ud)
     return cz_response_send(res, 200, "application/json", body, sizeof(body) - 1);
 }
 
+/* /echo: the body goes back as it arrives and is never held whole (a
+ * streaming route).  An announced length is answered with the same
+ * Content-Length, a chunked body in chunks.  While the answer's queue is
+ * full, reading from the client pauses: memory stays near
+ * --max-output-queue whatever the body's size. */
+struct echo {
+    cz_stream *s;
+    cz_body *b;
+};
+
+static void echo_writable(cz_stream *s, void *arg)
+{
+    (void)s;
+    struct echo *e = arg;
+    cz_body_resume(e->b);
+}
+
+static int echo_piece(cz_body *b, enum cz_body_event ev, const void *data, size_t len, void *arg)
+{
+    (void)b;
+    struct echo *e = arg;
+    if (ev == CZ_BODY_DATA) {
+        if (cz_stream_write(e->s, data, len) != 1)
+            return 0; /* queued, or the client is gone (the connection closes) */
+        cz_stream_on_writable(e->s, echo_writable, e);
+        return CZ_BODY_PAUSE;
+    }
+    /* END, or ABORT (the connection is closing: nothing more goes out). */
+    cz_stream_on_writable(e->s, NULL, NULL);
+    cz_stream_end(e->s);
+    catzilla_task_free(e);
+    return 0;
+}
+
 static int on_echo(const cz_request *req, cz_response *res, void *ud)
 {
     (void)ud;
@@ -45,12 +79,27 @@ static int on_echo(const cz_request *req, cz_response *res, void *ud)
         type[ct.len] = '\0';
         t = type;
     }
-    /* The body moves from the request to the output queue: one copy of it
-     * in memory, whatever its size. */
     int rc = cz_response_send(res, 200, t, NULL, 0);
-    if (rc == 0 && cz_request_body(req).len)
-        rc = response_move_request_body(res, req);
-    return rc;
+    long long len = cz_request_content_length(req);
+    if (rc < 0 || len == 0)
+        return rc;
+    struct echo *e = catzilla_task_alloc(sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->s =
+        len > 0 ? cz_response_stream_sized(res, (unsigned long long)len) : cz_response_stream(res);
+    if (!e->s) {
+        catzilla_task_free(e);
+        return -errno;
+    }
+    e->b = cz_request_body_reader(req, echo_piece, e);
+    if (!e->b) {
+        /* Out of memory: the answer has started, only a close can end it. */
+        cz_stream_end(e->s);
+        catzilla_task_free(e);
+        conn_close(req->conn);
+    }
+    return 0;
 }
 
 /* The binary's page at / when it found no docroot: only what this listener
@@ -95,8 +144,8 @@ struct stats_gather;
 struct stats_msg {
     alignas(16) struct stats_gather *g;
     unsigned slot;
-    int phase;  /* written by the peer before it replies */
-    bool got;   /* the origin has the reply: only then is the slot read */
+    int phase; /* written by the peer before it replies */
+    bool got;  /* the origin has the reply: only then is the slot read */
 };
 
 /* Lives until every message has come back (pending == 0), even after the
@@ -329,7 +378,7 @@ int builtin_register(struct cz_server *srv)
     if (!srv->cfg.no_builtin_routes) {
         rc = rc ? rc : cz_server_route(srv, "GET", "/plaintext", on_plaintext, NULL);
         rc = rc ? rc : cz_server_route(srv, "GET", "/json", on_json, NULL);
-        rc = rc ? rc : cz_server_route(srv, "*", "/echo", on_echo, NULL);
+        rc = rc ? rc : cz_server_route_streaming(srv, "*", "/echo", on_echo, NULL);
     }
     return rc ? rc : cz_server_admin_routes(srv);
 }
@@ -342,14 +391,12 @@ int cz_server_admin_routes(cz_server *srv)
         const char *path;
         cz_handler_fn fn;
     } routes[] = {
-        {"/_catzilla/health", on_health},
-        {"/_catzilla/stats", on_stats},
-        {"/_catzilla/metrics", on_metrics},
-        {"/_catzilla/", on_dashboard},
+        {"/_catzilla/health", on_health},      {"/_catzilla/stats", on_stats},
+        {"/_catzilla/metrics", on_metrics},    {"/_catzilla/", on_dashboard},
         {"/_catzilla", on_dashboard_redirect},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        int rc = server_route(srv, "GET", routes[i].path, routes[i].fn, NULL, true);
+        int rc = server_route(srv, "GET", routes[i].path, routes[i].fn, NULL, ROUTE_ADMIN);
         if (rc < 0)
             return rc;
     }

@@ -27,6 +27,8 @@ struct cz_deferred {
     struct outseg *seg; /* the placeholder */
     bool stream;        /* the head is out; chunks follow */
     bool chunked;       /* framed as chunks (not HTTP/1.0) */
+    bool sized;         /* Content-Length: remaining bytes to come */
+    unsigned long long remaining;
     bool in_ready;
     void (*on_writable)(cz_stream *s, void *arg);
     void *writable_arg;
@@ -290,7 +292,19 @@ int cz_deferred_finish(cz_deferred *d)
 
 /* ---------- streams ---------- */
 
+static cz_stream *stream_start(cz_response *res, bool sized, unsigned long long length);
+
 cz_stream *cz_response_stream(cz_response *res)
+{
+    return stream_start(res, false, 0);
+}
+
+cz_stream *cz_response_stream_sized(cz_response *res, unsigned long long length)
+{
+    return stream_start(res, true, length);
+}
+
+static cz_stream *stream_start(cz_response *res, bool sized, unsigned long long length)
 {
     if (!res || !res->conn || (res->deferred && !res->owner) ||
         !response_status_has_body(res->status) || res->failed) {
@@ -311,17 +325,21 @@ cz_stream *cz_response_stream(cz_response *res)
         server_after_hooks(res->conn->w->srv, res);
     }
     d->stream = true;
+    d->sized = sized;
+    d->remaining = length;
     if (cz_deferred_gone(d))
         return (cz_stream *)d; /* writes say -EPIPE */
     struct conn *c = d->c;
-    /* HTTP/1.0 has no chunks: the body runs to the connection's end. */
-    d->chunked = !res->http10;
-    bool close = res->close || res->http10;
+    /* HTTP/1.0 has no chunks: without a length the body runs to the
+     * connection's end. */
+    d->chunked = !sized && !res->http10;
+    bool close = res->close || (res->http10 && !sized);
     struct head_spec h = {
         .status = res->status,
         .close = close,
+        .keep_alive = res->http10 && !close,
         .chunked = d->chunked,
-        .content_length = -1,
+        .content_length = sized ? (int64_t)length : -1,
         .extra = res->hdr,
         .extra_len = res->hdr_len,
     };
@@ -350,6 +368,11 @@ int cz_stream_write(cz_stream *s, const void *data, size_t len)
     if (cz_deferred_gone(d))
         return -EPIPE;
     struct conn *c = d->c;
+    if (d->sized) {
+        if (len > d->remaining)
+            return -EINVAL;
+        d->remaining -= len;
+    }
     /* A chunk of 0 bytes would end the body; HEAD has none. */
     if (len == 0 || d->res.head_only)
         return output_has_space(c) ? 0 : 1;
@@ -401,6 +424,10 @@ int cz_stream_end(cz_stream *s)
             if (d->chunked && !d->res.head_only && output_append(c, "0\r\n\r\n", 5) < 0) {
                 rc = -ENOMEM;
                 conn_close(c);
+            } else if (d->sized && d->remaining > 0 && !d->res.head_only) {
+                /* Short of its Content-Length: only a close tells the client. */
+                c->close_after_send = true;
+                rc = -EPIPE;
             }
         }
         end_placeholder(d);

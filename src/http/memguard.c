@@ -105,7 +105,7 @@ int memguard_configure(struct cz_server *srv, char *err, size_t errlen)
             if (lim) {
                 g->limit = lim;
                 g->from_cgroup = true;
-                g->source = g->cg.version == 1 ? "cgroup v1 memory.limit_in_bytes"
+                g->source = g->cg.version == 1  ? "cgroup v1 memory.limit_in_bytes"
                             : lim == g->cg.high ? "cgroup v2 memory.high"
                                                 : "cgroup v2 memory.max";
             }
@@ -117,8 +117,10 @@ int memguard_configure(struct cz_server *srv, char *err, size_t errlen)
     if (g->limit == 0)
         return 0;
     if (g->limit < 8u * 1024 * 1024) {
-        snprintf(err, errlen, "memory limit of %" PRIu64 " bytes (%s) is below the 8 MiB "
-                 "a server needs", g->limit, g->source);
+        snprintf(err, errlen,
+                 "memory limit of %" PRIu64 " bytes (%s) is below the 8 MiB "
+                 "a server needs",
+                 g->limit, g->source);
         return -EINVAL;
     }
     fit_config(srv, srv->nworkers);
@@ -272,7 +274,8 @@ void memguard_apply(struct worker *w)
         count(&a->purges);
     }
     if (w->fcache && (to >= MEM_HIGH) != (from >= MEM_HIGH)) {
-        cz_filecache_set_budget(w->fcache, to >= MEM_HIGH ? 0 : (size_t)w->srv->cfg.file_cache_size);
+        cz_filecache_set_budget(w->fcache,
+                                to >= MEM_HIGH ? 0 : (size_t)w->srv->cfg.file_cache_size);
         if (to >= MEM_HIGH)
             count(&a->cache_drops);
     }
@@ -348,11 +351,6 @@ void memguard_body_done(struct conn *c)
     else
         w->body_rx_bytes -= c->rx->body_charge;
     c->rx->body_charge = 0;
-}
-
-void memguard_uncharge(struct worker *w, uint32_t bytes)
-{
-    w->body_rx_bytes -= bytes;
 }
 
 void memguard_admit_waiters(struct worker *w)

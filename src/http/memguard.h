@@ -16,8 +16,8 @@
  * quarter of the limit per worker share (half that at high), admitted in
  * arrival order; a request over budget waits with its connection's reading
  * paused instead of failing.  A body handed on to the response (echo) keeps
- * its budget until the block is freed after sending.  One body is always admitted, however large, so
- * nothing waits forever.
+ * its budget until the block is freed after sending.  One body is always admitted, however large,
+ * so nothing waits forever.
  *
  * A level is left 5 points below where it was entered, so it does not flap.
  * Usage is the cgroup's working set (usage minus inactive file pages, as
@@ -45,18 +45,18 @@ enum mem_level { MEM_OK, MEM_ELEVATED, MEM_HIGH, MEM_CRITICAL, MEM_LEVEL_MAX };
 struct conn;
 
 struct memguard {
-    uint64_t limit;            /* bytes; 0 = no limit known: the guard is off */
-    const char *source;        /* where limit came from */
-    struct cz_cgroup_mem cg;   /* usage source when the limit is the cgroup's */
+    uint64_t limit;          /* bytes; 0 = no limit known: the guard is off */
+    const char *source;      /* where limit came from */
+    struct cz_cgroup_mem cg; /* usage source when the limit is the cgroup's */
     bool from_cgroup;
-    const char *usage_file;    /* fault builds: usage read from this file */
-    _Atomic int level;         /* enum mem_level */
-    _Atomic uint64_t usage;    /* last sample, bytes */
-    _Atomic uint64_t peak;     /* highest sample */
-    _Atomic uint64_t changes;  /* level changes */
+    const char *usage_file;   /* fault builds: usage read from this file */
+    _Atomic int level;        /* enum mem_level */
+    _Atomic uint64_t usage;   /* last sample, bytes */
+    _Atomic uint64_t peak;    /* highest sample */
+    _Atomic uint64_t changes; /* level changes */
     pthread_t thread;
     bool thread_started;
-    int stop_fd;               /* eventfd: ends the monitor */
+    int stop_fd; /* eventfd: ends the monitor */
 };
 
 /* Per-worker actions taken, written by the worker, read by stats. */
@@ -84,9 +84,6 @@ bool memguard_blocks_accept(const struct worker *w);
 bool memguard_admit_body(struct conn *c, uint64_t len);
 /* c's body is complete or abandoned (or c closes while waiting). */
 void memguard_body_done(struct conn *c);
-/* A body block that kept its budget after the request (an echoed body in the
- * output queue) is freed. */
-void memguard_uncharge(struct worker *w, uint32_t bytes);
 /* End of a loop turn, and tick: let waiting bodies in as budget allows. */
 void memguard_admit_waiters(struct worker *w);
 

@@ -28,8 +28,10 @@ struct cz_request;
 /* Request-duration histogram bounds in microseconds (a last bucket, +Inf,
  * follows). */
 #define CZ_LATENCY_BOUNDS_US                                                                       \
-    {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,     \
-     2500000, 5000000, 10000000}
+    {                                                                                              \
+        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,     \
+            2500000, 5000000, 10000000                                                             \
+    }
 #define CZ_LATENCY_NBOUNDS 16
 
 /* (method, status) counters: a small open-addressed table.  Methods are enum
@@ -38,19 +40,25 @@ struct cz_request;
 #define CZ_METRIC_METHOD_NONE 10 /* no request line (a malformed request) */
 #define CZ_METRIC_CODES 64
 
-enum cz_timeout_kind { CZ_TIMEOUT_HEADER, CZ_TIMEOUT_BODY, CZ_TIMEOUT_KEEPALIVE,
-                       CZ_TIMEOUT_SEND, CZ_TIMEOUT_LINGER, CZ_TIMEOUT_MAX };
+enum cz_timeout_kind {
+    CZ_TIMEOUT_HEADER,
+    CZ_TIMEOUT_BODY,
+    CZ_TIMEOUT_KEEPALIVE,
+    CZ_TIMEOUT_SEND,
+    CZ_TIMEOUT_LINGER,
+    CZ_TIMEOUT_MAX
+};
 
 struct worker_metrics {
     uint64_t accepted;
     uint64_t rx_bytes, tx_bytes;
     uint64_t timeouts[CZ_TIMEOUT_MAX];
-    uint64_t fc_hits, fc_misses;          /* static files answered from the cache / not */
+    uint64_t fc_hits, fc_misses;              /* static files answered from the cache / not */
     uint64_t latency[CZ_LATENCY_NBOUNDS + 1]; /* per bucket, not cumulative */
     uint64_t latency_sum_ns, latency_count;
-    uint64_t codes_overflow;              /* (method, status) pairs the table had no room for */
+    uint64_t codes_overflow; /* (method, status) pairs the table had no room for */
     struct {
-        uint16_t method, status;          /* status 0: free slot */
+        uint16_t method, status; /* status 0: free slot */
         uint64_t n;
     } codes[CZ_METRIC_CODES];
 };
@@ -59,10 +67,10 @@ struct worker_metrics {
 struct req_rec {
     struct reqlog log;
     struct conn *c;
-    struct req_rec *prev;   /* the record this one interrupted */
+    struct req_rec *prev; /* the record this one interrupted */
     uint64_t start_ns;
-    uint16_t method;        /* enum cz_method or CZ_METRIC_METHOD_* */
-    bool detached;          /* moved into a deferred placeholder */
+    uint16_t method; /* enum cz_method or CZ_METRIC_METHOD_* */
+    bool detached;   /* moved into a deferred placeholder */
     bool finished;
 };
 

@@ -23,6 +23,7 @@
 /* Memory segments are at least this large so a burst of pipelined small
  * responses lands in one buffer and goes out in one send. */
 #define SEG_MIN_CAP (8 * 1024 - 32)
+#define STREAM_SEG_MAX (64 * 1024 - 64)
 #define SEND_MAX_IOV 32
 /* What an unfilled placeholder counts against --max-output-queue: enough
  * that a pipelined flood of deferred requests pauses reading long before it
@@ -43,7 +44,7 @@
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
 
-enum seg_kind { SEG_MEM, SEG_CACHED, SEG_FILE, SEG_DEFER, SEG_BLOCK };
+enum seg_kind { SEG_MEM, SEG_CACHED, SEG_FILE, SEG_DEFER };
 
 struct outseg {
     struct outseg *next;
@@ -55,17 +56,17 @@ struct outseg {
             char data[]; /* SEG_MEM only (allocated with the segment) */
         } mem;
         struct {
-            struct cz_cache_entry *entry; /* NULL for SEG_BLOCK */
+            struct cz_cache_entry *entry;
             const char *ptr;
             uint32_t len;
-            uint32_t charge; /* SEG_BLOCK: the memory guard's body budget it holds */
-        } cached;            /* also SEG_BLOCK: an owned request-arena block */
+        } cached;
         struct {
             struct out_file *f;
             uint64_t off, len; /* what is left to send */
         } file;
         struct {
             struct req_rec *rec; /* the request it answers (metrics.c), or NULL */
+            struct outseg *prev; /* the memory segment a stream emitted just before it */
         } defer;
     } u;
 };
@@ -230,18 +231,29 @@ static void seg_free(struct conn *c, struct outseg *s)
 {
     if (s->kind == SEG_CACHED)
         cz_filecache_release(s->u.cached.entry);
-    else if (s->kind == SEG_BLOCK) {
-        memguard_uncharge(c->w, s->u.cached.charge);
-        catzilla_request_free((void *)s->u.cached.ptr);
-    } else if (s->kind == SEG_FILE)
+    else if (s->kind == SEG_FILE)
         file_unref(c, s->u.file.f);
     catzilla_response_free(s);
+}
+
+/* Free the (sent) head segment. */
+static void pop_head(struct conn *c)
+{
+    struct output *o = &c->out;
+    struct outseg *s = o->head;
+    o->head = s->next;
+    if (!o->head)
+        o->tail = NULL;
+    /* A placeholder must not keep pointing at it. */
+    if (o->head && o->head->kind == SEG_DEFER && o->head->u.defer.prev == s)
+        o->head->u.defer.prev = NULL;
+    seg_free(c, s);
 }
 
 /* Its bytes are in memory: a gathered send can carry them. */
 static bool seg_in_memory(const struct outseg *s)
 {
-    return s->kind == SEG_MEM || s->kind == SEG_CACHED || s->kind == SEG_BLOCK;
+    return s->kind == SEG_MEM || s->kind == SEG_CACHED;
 }
 
 /* Bytes of s not yet sent, and where they start (memory kinds only). */
@@ -252,7 +264,6 @@ static uint64_t seg_left(const struct outseg *s, const char **ptr)
         *ptr = s->u.mem.data + s->sent;
         return s->u.mem.len - s->sent;
     case SEG_CACHED:
-    case SEG_BLOCK:
         *ptr = s->u.cached.ptr + s->sent;
         return s->u.cached.len - s->sent;
     case SEG_FILE:
@@ -279,7 +290,7 @@ static void seg_link(struct conn *c, struct outseg *s, size_t cost)
 char *output_reserve(struct conn *c, size_t len)
 {
     struct output *o = &c->out;
-    struct outseg *t = o->tail;
+    struct outseg *t = o->tail ? o->tail : o->compose_prev;
     /* Appending after bytes an in-flight send covers is safe: the segment is
      * never moved, and the send's iovec length was fixed at submission. */
     if (t && t->kind == SEG_MEM && t->u.mem.cap - t->u.mem.len >= len) {
@@ -289,7 +300,16 @@ char *output_reserve(struct conn *c, size_t len)
         output_schedule(c);
         return p;
     }
-    struct outseg *s = seg_new_mem(len);
+    /* A stream producing faster than the client takes gets segments that
+     * double (up to STREAM_SEG_MAX), so pieces of any size pack densely;
+     * one that keeps up stays on small ones. */
+    size_t cap = len;
+    if (!o->tail && o->compose_prev && o->compose_prev->kind == SEG_MEM) {
+        size_t grow = (size_t)o->compose_prev->u.mem.cap * 2;
+        grow = grow < STREAM_SEG_MAX ? grow : STREAM_SEG_MAX;
+        cap = grow > len ? grow : len;
+    }
+    struct outseg *s = seg_new_mem(cap);
     if (!s)
         return NULL;
     s->u.mem.len = (uint32_t)len;
@@ -319,20 +339,6 @@ int output_append_cached(struct conn *c, struct cz_cache_entry *e, uint64_t off,
     s->u.cached.entry = e;
     s->u.cached.ptr = e->data + off;
     s->u.cached.len = len;
-    seg_link(c, s, len);
-    return 0;
-}
-
-int output_append_request_block(struct conn *c, char *block, size_t len, uint32_t charge)
-{
-    if (len > UINT32_MAX)
-        return -EINVAL;
-    struct outseg *s = seg_new(SEG_BLOCK);
-    if (!s)
-        return -ENOMEM;
-    s->u.cached.ptr = block;
-    s->u.cached.len = (uint32_t)len;
-    s->u.cached.charge = charge;
     seg_link(c, s, len);
     return 0;
 }
@@ -427,6 +433,9 @@ void output_defer_begin(struct conn *c, struct outseg *d)
     o->saved_head = o->head;
     o->saved_tail = o->tail;
     o->head = o->tail = NULL;
+    /* A stream's pieces fill the room of the segment its last piece went
+     * to (no half-empty segment per piece). */
+    o->compose_prev = d->u.defer.prev;
 }
 
 void output_defer_end(struct conn *c, struct outseg *d)
@@ -436,6 +445,7 @@ void output_defer_end(struct conn *c, struct outseg *d)
     o->head = o->saved_head;
     o->tail = o->saved_tail;
     o->saved_head = o->saved_tail = NULL;
+    o->compose_prev = NULL;
     o->queued -= DEFER_COST;
     o->ndefer--;
     if (conn_closing(c)) {
@@ -472,7 +482,9 @@ void output_defer_emit(struct conn *c, struct outseg *d)
             pp = &(*pp)->next;
         *pp = first;
         last->next = d;
+        d->u.defer.prev = last->kind == SEG_MEM ? last : NULL;
     }
+    o->compose_prev = NULL;
     output_schedule(c);
     reqrec_suspend(c->w, d->u.defer.rec);
 }
@@ -557,10 +569,7 @@ static void consume(struct conn *c, uint64_t n)
             return;
         }
         n -= left;
-        o->head = s->next;
-        if (!o->head)
-            o->tail = NULL;
-        seg_free(c, s);
+        pop_head(c);
     }
 }
 
@@ -1036,11 +1045,7 @@ static void flush(struct conn *c)
         const char *p;
         if (seg_left(o->head, &p) > 0)
             break;
-        struct outseg *s = o->head;
-        o->head = s->next;
-        if (!o->head)
-            o->tail = NULL;
-        seg_free(c, s);
+        pop_head(c);
     }
     if (o->want_writable && output_below_half(c)) {
         o->want_writable = false;
@@ -1054,10 +1059,15 @@ static void flush(struct conn *c)
         return;
     }
     if (s->kind == SEG_DEFER) {
-        /* Waiting for our own producer (a file job, a stats gather), not for
-         * the client: no client timer may close the connection meanwhile.
-         * The producer schedules us when it fills the placeholder. */
-        conn_set_timer(c, TIMER_NONE);
+        /* Waiting for our own producer (a file job, a stats gather, a
+         * handler), not for the client: no client timer may close the
+         * connection meanwhile, except the body timer of a request whose
+         * body still arrives while its answer streams.  The producer
+         * schedules us when it fills the placeholder. */
+        if (c->state != CONN_BODY)
+            conn_set_timer(c, TIMER_NONE);
+        else if (c->timer_kind != TIMER_BODY)
+            conn_set_timer(c, TIMER_BODY);
         return;
     }
     if (o->need_poll) {

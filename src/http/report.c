@@ -152,8 +152,8 @@ static void json_worker(struct textbuf *b, const struct snapshot *s, bool first)
                    "},\"body_bytes\":%" PRIu64 ",\"arenas\":{",
                    first ? "" : ",", s->id, s->cpu, s->ok ? "true" : "false", s->connections,
                    s->m.accepted, s->requests, s->registered_bytes, s->file_cache_bytes,
-                   memguard_level_name(s->mem_level), s->purges, s->cache_drops,
-                   s->accept_pauses, s->body_waits, s->body_bytes);
+                   memguard_level_name(s->mem_level), s->purges, s->cache_drops, s->accept_pauses,
+                   s->body_waits, s->body_bytes);
     for (int k = 0; k < CATZILLA_ARENA_MAX; k++)
         json_arena(b, arena_names[k], &s->mem.arenas[k], k == CATZILLA_ARENA_MAX - 1);
     textbuf_printf(b, "}}");
@@ -181,9 +181,8 @@ static void json_traffic(struct textbuf *b, const struct snapshot *snaps, unsign
                    ",\"hit_rate\":%.4f,\"bytes\":%zu},",
                    t->m.fc_hits, t->m.fc_misses,
                    lookups ? (double)t->m.fc_hits / (double)lookups : 0.0, t->fc_bytes);
-    double mean = t->m.latency_count
-                      ? (double)t->m.latency_sum_ns / (double)t->m.latency_count / 1e6
-                      : 0.0;
+    double mean =
+        t->m.latency_count ? (double)t->m.latency_sum_ns / (double)t->m.latency_count / 1e6 : 0.0;
     textbuf_printf(b,
                    "\"latency\":{\"count\":%" PRIu64 ",\"mean_ms\":%.4f,\"p50_ms_at_most\":%.3f,"
                    "\"p99_ms_at_most\":%.3f},\"access_log\":{\"dropped_lines\":%" PRIu64 "},",
@@ -196,17 +195,18 @@ void report_stats_json(const struct cz_server *srv, const struct snapshot *snaps
 {
     struct totals t;
     sum_totals(snaps, n, &t);
-    textbuf_printf(b, "{\"version\":\"%s\",\"allocator\":\"%s\",\"uptime_seconds\":%.3f,"
-                      "\"workers\":[",
+    textbuf_printf(b,
+                   "{\"version\":\"%s\",\"allocator\":\"%s\",\"uptime_seconds\":%.3f,"
+                   "\"workers\":[",
                    CATZILLA_VERSION, catzilla_memory_allocator(), uptime_seconds(srv));
     for (unsigned i = 0; i < n; i++)
         json_worker(b, &snaps[i], i == 0);
     const struct snapshot *o = &snaps[origin];
-    double frag = t.arenas.active ? 1.0 - (double)t.arenas.allocated / (double)t.arenas.active
-                                  : 0.0;
+    double frag =
+        t.arenas.active ? 1.0 - (double)t.arenas.allocated / (double)t.arenas.active : 0.0;
     textbuf_printf(b,
-                   "],\"totals\":{\"workers\":%u,\"connections\":%" PRIu64
-                   ",\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64 ",",
+                   "],\"totals\":{\"workers\":%u,\"connections\":%" PRIu64 ",\"accepted\":%" PRIu64
+                   ",\"requests\":%" PRIu64 ",",
                    n, t.connections, t.accepted, t.requests);
     json_traffic(b, snaps, n, &t);
     textbuf_printf(b,
@@ -222,8 +222,8 @@ void report_stats_json(const struct cz_server *srv, const struct snapshot *snaps
     textbuf_printf(b,
                    "\"memory_guard\":{\"limit\":%" PRIu64 ",\"source\":\"%s\",\"usage\":%" PRIu64
                    ",\"peak\":%" PRIu64 ",\"level\":\"%s\",\"level_changes\":%" PRIu64
-                   ",\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64
-                   ",\"accept_pauses\":%" PRIu64 ",\"body_waits\":%" PRIu64 "}}}\n",
+                   ",\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64 ",\"accept_pauses\":%" PRIu64
+                   ",\"body_waits\":%" PRIu64 "}}}\n",
                    mg->limit, mg->source ? mg->source : "none",
                    atomic_load_explicit(&mg->usage, memory_order_relaxed),
                    atomic_load_explicit(&mg->peak, memory_order_relaxed),
@@ -270,7 +270,8 @@ static void metrics_requests(struct textbuf *b, const struct snapshot *snaps, un
                     if (snaps[j].m.codes[l].status == e->status &&
                         snaps[j].m.codes[l].method == e->method)
                         sum += snaps[j].m.codes[l].n;
-            textbuf_printf(b, "catzilla_http_requests_total{method=\"%s\",code=\"%u\"} %" PRIu64 "\n",
+            textbuf_printf(b,
+                           "catzilla_http_requests_total{method=\"%s\",code=\"%u\"} %" PRIu64 "\n",
                            method_label(e->method), e->status, sum);
         }
     }
@@ -304,11 +305,26 @@ static void per_worker(struct textbuf *b, const struct snapshot *snaps, unsigned
         textbuf_printf(b, "%s{worker=\"%u\"} %" PRIu64 "\n", name, snaps[i].id, get(&snaps[i]));
 }
 
-static uint64_t get_up(const struct snapshot *s) { return s->ok; }
-static uint64_t get_conns(const struct snapshot *s) { return s->connections; }
-static uint64_t get_accepted(const struct snapshot *s) { return s->m.accepted; }
-static uint64_t get_registered(const struct snapshot *s) { return s->registered_bytes; }
-static uint64_t get_fc_bytes(const struct snapshot *s) { return s->file_cache_bytes; }
+static uint64_t get_up(const struct snapshot *s)
+{
+    return s->ok;
+}
+static uint64_t get_conns(const struct snapshot *s)
+{
+    return s->connections;
+}
+static uint64_t get_accepted(const struct snapshot *s)
+{
+    return s->m.accepted;
+}
+static uint64_t get_registered(const struct snapshot *s)
+{
+    return s->registered_bytes;
+}
+static uint64_t get_fc_bytes(const struct snapshot *s)
+{
+    return s->file_cache_bytes;
+}
 
 static void metrics_arenas(struct textbuf *b, const struct snapshot *snaps, unsigned n)
 {

@@ -16,7 +16,7 @@ struct worker;
 struct cz_server;
 
 struct snapshot {
-    bool ok;                  /* the worker answered (and its memory stats were read) */
+    bool ok; /* the worker answered (and its memory stats were read) */
     unsigned id;
     int cpu;
     uint32_t connections;

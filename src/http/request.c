@@ -25,6 +25,66 @@ static int fail(struct conn *c, int status)
     return -1;
 }
 
+/* A streaming route's handler runs when the body is complete or this much
+ * of it has arrived, whichever comes first: a small body is answered like
+ * any other (a bad or late one gets its error page), a large one streams. */
+#define STREAM_BODY_BUFFER (64u * 1024u)
+
+/* A streaming route's body reader (cz_request_body_reader). */
+struct cz_body {
+    struct conn *c;
+    cz_body_fn fn;
+    void *arg;
+};
+
+/* Give the sink an event; END and ABORT free it.  Returns what fn did. */
+static int sink_event(struct conn *c, enum cz_body_event ev, const char *data, size_t len)
+{
+    struct cz_body *b = c->rx->sink;
+    if (!b)
+        return 0;
+    if (ev != CZ_BODY_DATA)
+        c->rx->sink = NULL;
+    int rc = b->fn(b, ev, data, len, b->arg);
+    if (ev != CZ_BODY_DATA)
+        catzilla_task_free(b);
+    return rc;
+}
+
+cz_body *cz_request_body_reader(const cz_request *req, cz_body_fn fn, void *arg)
+{
+    struct conn *c = req ? req->conn : NULL;
+    if (!c || !fn || !c->rx || !c->rx->streamed || c->rx->sink) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct cz_body *b = catzilla_task_alloc(sizeof(*b));
+    if (!b) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    b->c = c;
+    b->fn = fn;
+    b->arg = arg;
+    c->rx->sink = b;
+    return b;
+}
+
+void cz_body_resume(cz_body *b)
+{
+    struct conn *c = b->c;
+    if (c->read_paused && !c->body_wait && !conn_closing(c))
+        conn_resume_reading(c);
+}
+
+long long cz_request_content_length(const cz_request *req)
+{
+    const llhttp_t *p = &req->conn->rx->parser;
+    if (p->flags & F_CHUNKED)
+        return -1;
+    return (p->flags & F_CONTENT_LENGTH) ? (long long)req->content_length : 0;
+}
+
 static int scratch_append(struct conn *c, const char *at, size_t len)
 {
     /* llhttp reports empty spans too; with no scratch yet, memcpy to NULL is UB. */
@@ -53,6 +113,8 @@ static void request_reset(struct conn *c)
     c->rx->nheaders = 0;
     c->rx->last_was_value = false;
     c->rx->body_len = 0;
+    c->rx->streamed = false;
+    c->rx->stream_route = false;
 }
 
 void request_free(struct conn *c)
@@ -71,24 +133,12 @@ void request_free(struct conn *c)
     request_reset(c);
 }
 
-char *request_take_body(struct conn *c, size_t *len, uint32_t *charge)
-{
-    struct conn_rx *x = c->rx;
-    char *b = x && x->body_len ? x->body : NULL;
-    *len = b ? x->body_len : 0;
-    *charge = 0;
-    if (b) {
-        /* The block keeps its share of the body budget until it is freed. */
-        *charge = x->body_charge < x->body_len ? x->body_charge : (uint32_t)x->body_len;
-        x->body_charge -= *charge;
-        x->body = NULL;
-        x->body_len = x->body_cap = 0;
-    }
-    return b;
-}
-
 void request_abort(struct conn *c)
 {
+    if (c->rx && c->rx->sink)
+        sink_event(c, CZ_BODY_ABORT, NULL, 0);
+    if (c->rx)
+        c->rx->streamed = false;
     request_free(c);
     c->request_started = false;
 }
@@ -254,6 +304,11 @@ static struct cz_str str_trim(struct cz_str s)
     return s;
 }
 
+static bool stream_route(struct conn *c, llhttp_t *p);
+static int dispatch_streamed(struct conn *c, llhttp_t *p);
+static int pause_body(struct conn *c);
+static int request_done(struct conn *c);
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
@@ -291,6 +346,8 @@ static int on_headers_complete(llhttp_t *p)
 
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    /* llhttp counts its content_length down as the body arrives. */
+    c->rx->content_length = p->content_length;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)cfg->max_body_size)
         return fail(c, 413);
     if (expect.ptr && p->http_minor == 1) {
@@ -308,7 +365,10 @@ static int on_headers_complete(llhttp_t *p)
             conn_set_timer(c, TIMER_BODY);
         /* Under a memory limit the body may have to wait for budget: the
          * parse stops after the head (request_parse) with reading paused. */
-        memguard_admit_body(c, chunked ? MEMGUARD_CHUNKED_CHARGE : p->content_length);
+        uint64_t charge = chunked ? MEMGUARD_CHUNKED_CHARGE : p->content_length;
+        if (stream_route(c, p) && charge > STREAM_BODY_BUFFER)
+            charge = STREAM_BODY_BUFFER; /* all it ever holds */
+        memguard_admit_body(c, charge);
     }
     /* Pause so request_parse can check the bytes that ended the head: llhttp
      * accepts a bare CR there ("\r\r\n"). */
@@ -329,6 +389,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct conn *c = parser_conn(p);
     if (c->rx->body_len + len > (size_t)c->w->srv->cfg.max_body_size)
         return fail(c, 413);
+    if (c->rx->streamed) {
+        /* Straight to the handler's reader, never buffered. */
+        c->rx->body_len += len;
+        return sink_event(c, CZ_BODY_DATA, at, len) == CZ_BODY_PAUSE ? pause_body(c) : 0;
+    }
     if (c->rx->body_len + len > c->rx->body_cap) {
         size_t cap = c->rx->body_cap ? c->rx->body_cap : 1024;
         /* A known Content-Length sizes the buffer once. */
@@ -344,6 +409,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     }
     memcpy(c->rx->body + c->rx->body_len, at, len);
     c->rx->body_len += len;
+    /* A streaming route's handler runs once its first STREAM_BODY_BUFFER
+     * bytes are here (a smaller body waits for its end, so that a bad or
+     * late one still gets an error page). */
+    if (c->rx->stream_route && c->rx->body_len >= STREAM_BODY_BUFFER)
+        return dispatch_streamed(c, p);
     return 0;
 }
 
@@ -369,37 +439,115 @@ static void split_target(struct cz_str t, struct cz_str *path, struct cz_str *qu
     *query = q ? (struct cz_str){q + 1, (size_t)(end - q - 1)} : (struct cz_str){end, 0};
 }
 
-static int on_message_complete(llhttp_t *p)
+/* The request as handlers see it.  At the head (a streaming route) its
+ * body is still to come. */
+static void request_build(struct conn *c, llhttp_t *p, struct cz_request *req)
 {
-    struct conn *c = parser_conn(p);
-    struct worker *w = c->w;
-    struct cz_request req;
-    memset(&req, 0, sizeof(req));
-    req.conn = c;
+    memset(req, 0, sizeof(*req));
+    req->conn = c;
     const char *mname = llhttp_method_name((llhttp_method_t)p->method);
-    req.method_str = (struct cz_str){mname, strlen(mname)};
-    req.method = cz_method_parse(mname, req.method_str.len);
-    req.target = (struct cz_str){c->rx->scratch, c->rx->url_len};
-    split_target(req.target, &req.path, &req.query);
-    req.body = (struct cz_str){c->rx->body ? c->rx->body : "", c->rx->body_len};
-    req.http_minor = p->http_minor;
+    req->method_str = (struct cz_str){mname, strlen(mname)};
+    req->method = cz_method_parse(mname, req->method_str.len);
+    req->target = (struct cz_str){c->rx->scratch, c->rx->url_len};
+    split_target(req->target, &req->path, &req->query);
+    req->body = (struct cz_str){c->rx->body ? c->rx->body : "", c->rx->body_len};
+    req->content_length = c->rx->content_length;
+    req->http_minor = p->http_minor;
     c->http10 = p->http_minor == 0;
-    req.head = req.method == CZ_METHOD_HEAD;
+    req->head = req->method == CZ_METHOD_HEAD;
+}
 
+/* Count the request and run its handler. */
+static void request_dispatch(struct conn *c, llhttp_t *p, struct cz_request *req)
+{
+    struct worker *w = c->w;
     c->requests++;
     atomic_fetch_add_explicit(&w->stats.requests, 1, memory_order_relaxed);
     /* llhttp stops after an Upgrade (or CONNECT) request (HPE_PAUSED_UPGRADE)
      * and we close: the response must say so. */
-    req.keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && server_keepalive_allowed(c);
-    if (!req.keep_alive)
+    req->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && server_keepalive_allowed(c);
+    if (!req->keep_alive)
         c->close_after_send = true;
 
     struct req_rec rec;
-    reqrec_begin(w, &rec, c, &req, c->rx->start_ns);
-    server_dispatch(c, &req);
+    reqrec_begin(w, &rec, c, req, c->rx->start_ns);
+    server_dispatch(c, req);
     reqrec_end(w, &rec);
-    memguard_body_done(c);
+}
 
+/* The request leads to a streaming route (remembered for on_body). */
+static bool stream_route(struct conn *c, llhttp_t *p)
+{
+    struct cz_request req;
+    if (c->rx->error_status || !c->w->srv->has_stream_routes)
+        return false;
+    request_build(c, p, &req);
+    c->rx->stream_route = server_streams_body(c, &req);
+    return c->rx->stream_route;
+}
+
+/* Reading waits for the reader's cz_body_resume. */
+static int pause_body(struct conn *c)
+{
+    if (!c->rx->sink)
+        return 0; /* it ended (ABORT): nothing to wait for */
+    c->read_paused = true;
+    return HPE_PAUSED;
+}
+
+/* After the handler: its reader gets the body received so far (all of it
+ * when end is true, followed by END), and the buffer is freed.  Returns
+ * what the reader asked for (CZ_BODY_PAUSE). */
+static int deliver_buffered(struct conn *c, bool end)
+{
+    int rc = 0;
+    if (c->rx->body_len > 0)
+        rc = sink_event(c, CZ_BODY_DATA, c->rx->body, c->rx->body_len);
+    catzilla_request_free(c->rx->body);
+    c->rx->body = NULL;
+    c->rx->body_cap = 0;
+    memguard_body_done(c);
+    if (end) {
+        sink_event(c, CZ_BODY_END, NULL, 0);
+        rc = 0;
+    }
+    return rc;
+}
+
+/* The body outgrew the buffer: run the handler with what is here; the
+ * rest goes to its reader as it comes. */
+static int dispatch_streamed(struct conn *c, llhttp_t *p)
+{
+    struct cz_request req;
+    request_build(c, p, &req);
+    c->rx->streamed = true;
+    request_dispatch(c, p, &req);
+    if (conn_closing(c))
+        return 0;
+    return deliver_buffered(c, false) == CZ_BODY_PAUSE ? pause_body(c) : 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    if (c->rx->streamed) {
+        /* Answered already: its reader learns the body is whole. */
+        sink_event(c, CZ_BODY_END, NULL, 0);
+        return request_done(c);
+    }
+    struct cz_request req;
+    request_build(c, p, &req);
+    c->rx->streamed = c->rx->stream_route; /* a reader may be set */
+    request_dispatch(c, p, &req);
+    if (c->rx->sink)
+        deliver_buffered(c, true);
+    memguard_body_done(c);
+    return request_done(c);
+}
+
+/* The request is answered (or its answer is on the way): next one. */
+static int request_done(struct conn *c)
+{
     c->request_started = false;
     if (c->state == CONN_HEAD || c->state == CONN_BODY)
         conn_set_state(c, CONN_IDLE);
@@ -588,22 +736,23 @@ size_t request_parse(struct conn *c, const char *data, size_t len)
         llhttp_resume(&c->rx->parser);
         e = llhttp_execute(&c->rx->parser, pos, len - (size_t)(pos - data));
     }
-    /* Remember the last bytes for checks that look back across buffers. */
-    if (len >= sizeof(c->rx->tail)) {
-        memcpy(c->rx->tail, data + len - sizeof(c->rx->tail), sizeof(c->rx->tail));
-    } else {
-        memmove(c->rx->tail, c->rx->tail + len, sizeof(c->rx->tail) - len);
-        memcpy(c->rx->tail + sizeof(c->rx->tail) - len, data, len);
-    }
     size_t used = len;
-    switch (e) {
-    case HPE_OK:
-        break;
-    case HPE_PAUSED: {
+    if (e == HPE_PAUSED) {
         const char *pos = llhttp_get_error_pos(&c->rx->parser);
         used = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
-        break;
     }
+    /* Remember the last bytes parsed for checks that look back across
+     * buffers (a pause mid-buffer parses the rest later). */
+    if (used >= sizeof(c->rx->tail)) {
+        memcpy(c->rx->tail, data + used - sizeof(c->rx->tail), sizeof(c->rx->tail));
+    } else {
+        memmove(c->rx->tail, c->rx->tail + used, sizeof(c->rx->tail) - used);
+        memcpy(c->rx->tail + sizeof(c->rx->tail) - used, data, used);
+    }
+    switch (e) {
+    case HPE_OK:
+    case HPE_PAUSED:
+        break;
     case HPE_PAUSED_UPGRADE:
         /* No protocol upgrades here: the request was answered; close after it. */
         c->close_after_send = true;
@@ -612,8 +761,14 @@ size_t request_parse(struct conn *c, const char *data, size_t len)
         int status = error_status(c, e, data, len);
         cz_log_debug("bad request (%d): %s", status, llhttp_get_error_reason(&c->rx->parser));
         bool head = c->rx->parser.method == HTTP_HEAD && c->rx->url_len > 0;
+        /* A request answered at its head cannot get an error page: its
+         * answer has started.  Its reader is told, the connection closes. */
+        bool streamed = c->rx->streamed;
         request_abort(c);
-        response_error(c, status, head);
+        if (streamed)
+            conn_close(c);
+        else
+            response_error(c, status, head);
         break;
     }
     }

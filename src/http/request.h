@@ -22,9 +22,6 @@ void request_rx_sweep(struct worker *w);
 size_t request_parse(struct conn *c, const char *data, size_t len);
 /* Undo a pause so held bytes can be fed again. */
 void request_parser_resume(struct conn *c);
-/* Take the body of the request being dispatched (request-arena block, the
- * caller frees it with catzilla_request_free); NULL if it has none. */
-char *request_take_body(struct conn *c, size_t *len, uint32_t *charge);
 /* Drop a partially received request (connection closing). */
 void request_abort(struct conn *c);
 /* Free all request memory held by the connection. */

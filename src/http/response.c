@@ -243,9 +243,6 @@ void response_init(struct cz_response *res, struct conn *c, int status, bool hea
     res->http10 = c->http10;
     res->failed = false;
     res->deferred = false;
-    res->moved_body = NULL;
-    res->moved_len = 0;
-    res->moved_charge = 0;
     res->hdr = res->hdr_inline;
     res->hdr_len = 0;
     res->hdr_cap = sizeof(res->hdr_inline);
@@ -260,10 +257,6 @@ void response_release(struct cz_response *res)
         catzilla_response_free(res->hdr);
     if (res->body != res->body_inline)
         catzilla_response_free(res->body);
-    if (res->moved_body) /* not queued (HEAD, or an error) */
-        memguard_uncharge(res->conn->w, res->moved_charge);
-    catzilla_request_free(res->moved_body);
-    res->moved_body = NULL;
     res->hdr = res->body = NULL;
 }
 
@@ -368,23 +361,6 @@ int cz_response_send(cz_response *res, int status, const char *content_type, con
     return rc ? rc : cz_response_write(res, body, len);
 }
 
-int response_move_request_body(struct cz_response *res, const struct cz_request *req)
-{
-    size_t len;
-    uint32_t charge;
-    char *b = request_take_body(req->conn, &len, &charge);
-    if (!b)
-        return -EINVAL;
-    if (res->moved_body)
-        memguard_uncharge(res->conn->w, res->moved_charge);
-    catzilla_request_free(res->moved_body);
-    res->moved_body = b;
-    res->moved_len = len;
-    res->moved_charge = charge;
-    res->body_len = 0;
-    return 0;
-}
-
 struct outseg *response_defer(struct cz_response *res)
 {
     struct outseg *d = output_defer(res->conn);
@@ -402,7 +378,7 @@ int response_finish(struct cz_response *res)
 {
     struct conn *c = res->conn;
     bool body = response_status_has_body(res->status);
-    size_t len = res->moved_body ? res->moved_len : res->body_len;
+    size_t len = res->body_len;
     struct head_spec h = {
         .status = res->status,
         .close = res->close,
@@ -412,17 +388,10 @@ int response_finish(struct cz_response *res)
         .extra_len = res->hdr_len,
     };
     /* Head and body go into the queue back to back (usually into the same
-     * segment), so one send carries them; a moved body is queued as the
-     * block it is, never copied. */
+     * segment), so one send carries them. */
     int rc = response_head(c, &h);
     if (rc || !body || res->head_only)
         return rc;
-    if (res->moved_body) {
-        rc = output_append_request_block(c, res->moved_body, res->moved_len, res->moved_charge);
-        if (!rc)
-            res->moved_body = NULL;
-        return rc;
-    }
     return output_append(c, res->body, res->body_len);
 }
 

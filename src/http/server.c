@@ -57,12 +57,19 @@ int cz_server_create(const struct cz_config *cfg, cz_server **out)
 int cz_server_route(cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
                     void *user_data)
 {
-    return server_route(srv, method, pattern, fn, user_data, false);
+    return server_route(srv, method, pattern, fn, user_data, 0);
+}
+
+int cz_server_route_streaming(cz_server *srv, const char *method, const char *pattern,
+                              cz_handler_fn fn, void *user_data)
+{
+    return server_route(srv, method, pattern, fn, user_data, ROUTE_STREAM_BODY);
 }
 
 int server_route(struct cz_server *srv, const char *method, const char *pattern, cz_handler_fn fn,
-                 void *user_data, bool admin)
+                 void *user_data, unsigned flags)
 {
+    bool admin = flags & ROUTE_ADMIN;
     if (atomic_load(&srv->running))
         return -EBUSY;
     if (!method || !pattern || !fn)
@@ -77,7 +84,9 @@ int server_route(struct cz_server *srv, const char *method, const char *pattern,
     r->user_data = user_data;
     r->method = m;
     r->admin = admin;
+    r->stream_body = flags & ROUTE_STREAM_BODY;
     srv->has_admin_routes |= admin;
+    srv->has_stream_routes |= r->stream_body;
     r->pattern = strdup(pattern);
     if (!r->pattern) {
         free(r);
@@ -272,6 +281,16 @@ static bool is_admin_path(const char *p, size_t len)
 {
     return len >= sizeof(CZ_ADMIN_PREFIX) - 1 &&
            memcmp(p, CZ_ADMIN_PREFIX, sizeof(CZ_ADMIN_PREFIX) - 1) == 0;
+}
+
+bool server_streams_body(struct conn *c, struct cz_request *req)
+{
+    struct worker *w = c->w;
+    if (!w->srv->has_stream_routes || c->admin)
+        return false;
+    return cz_router_match(w->router, req->method, req->path.ptr, req->path.len, &req->match) ==
+               CZ_ROUTE_FOUND &&
+           ((const struct route *)req->match.target)->stream_body;
 }
 
 /* Where a request goes once it may be answered here. */
@@ -922,7 +941,8 @@ static int worker_setup(struct worker *w)
     rc = output_worker_init(w, err, errlen);
     if (rc < 0)
         return rc;
-    if (srv->root) {
+    {
+        /* Files of the docroot and of cz_response_file. */
         struct cz_fs_env env = {
             .ring = &w->ring,
             .mime = srv->mime,

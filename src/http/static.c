@@ -29,7 +29,6 @@
 #define MAX_RANGES 16
 #define REL_MAX 4096
 
-
 /* The bundled docroot: next to the binary in a build tree (build/catzilla ->
  * public/, build/<variant>/catzilla -> public/) or at the install path. */
 int cz_static_default_root(char *out, size_t cap)
@@ -64,8 +63,19 @@ int cz_static_default_root(char *out, size_t cap)
 
 int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen)
 {
-    /* No root, no file serving: the library never guesses a directory
-     * (the catzilla binary resolves its bundled one before it gets here). */
+    /* The MIME table serves the docroot and cz_response_file alike. */
+    srv->mime = cz_mime_load(srv->cfg.mime_types, srv->cfg.default_type);
+    if (!srv->mime && errno != ENOMEM) {
+        cz_log_warn("--mime-types %s: %s; using the built-in table", srv->cfg.mime_types,
+                    strerror(errno));
+        srv->mime = cz_mime_load(NULL, srv->cfg.default_type);
+    }
+    if (!srv->mime) {
+        snprintf(err, errlen, "static files: out of memory");
+        return -ENOMEM;
+    }
+    /* No root, no file tree: the library never guesses a directory (the
+     * catzilla binary resolves its bundled one before it gets here). */
     const char *root = srv->cfg.root;
     if (!root || !*root)
         return 0;
@@ -79,13 +89,7 @@ int cz_static_global_init(struct cz_server *srv, char *err, size_t errlen)
     char *real = realpath(root, NULL);
     srv->root = real ? real : strdup(root);
     srv->root_fd = fd;
-    srv->mime = cz_mime_load(srv->cfg.mime_types, srv->cfg.default_type);
-    if (!srv->mime && errno != ENOMEM) {
-        cz_log_warn("--mime-types %s: %s; using the built-in table", srv->cfg.mime_types,
-                    strerror(errno));
-        srv->mime = cz_mime_load(NULL, srv->cfg.default_type);
-    }
-    if (!srv->mime || !srv->root) {
+    if (!srv->root) {
         snprintf(err, errlen, "static files: out of memory");
         return -ENOMEM;
     }
@@ -102,10 +106,6 @@ struct mime_retired {
 
 int cz_static_reload(struct cz_server *srv, char *msg, size_t cap)
 {
-    if (srv->root_fd < 0) {
-        snprintf(msg, cap, "no docroot, no MIME table to reload");
-        return 0;
-    }
     struct mime_retired *r = malloc(sizeof(*r));
     struct cz_mime *m = r ? cz_mime_load(srv->cfg.mime_types, srv->cfg.default_type) : NULL;
     if (!m) {
@@ -154,17 +154,28 @@ void cz_static_global_free(struct cz_server *srv)
 /* What answering a file request needs from the request.  It points into the
  * request while answering at once, and into the job's own copy when the
  * answer waits for the ring (the request's scratch serves the next one). */
-enum file_hdr { FH_IF_MATCH, FH_IF_UNMODIFIED_SINCE, FH_IF_NONE_MATCH, FH_IF_MODIFIED_SINCE,
-                FH_RANGE, FH_IF_RANGE, FH_MAX };
+enum file_hdr {
+    FH_IF_MATCH,
+    FH_IF_UNMODIFIED_SINCE,
+    FH_IF_NONE_MATCH,
+    FH_IF_MODIFIED_SINCE,
+    FH_RANGE,
+    FH_IF_RANGE,
+    FH_MAX
+};
 static const char *const file_hdr_names[FH_MAX] = {
     "If-Match", "If-Unmodified-Since", "If-None-Match", "If-Modified-Since", "Range", "If-Range",
 };
 
 struct file_req {
     bool head, close, dir_req, get;
+    bool by_path;  /* cz_response_file: no directory redirects */
+    bool absolute; /* rel is an absolute path (cz_response_file), not beneath the docroot */
+    bool own_type; /* extra has a Content-Type: do not add the file's */
     struct cz_str hdr[FH_MAX];
     struct cz_str query;
-    const char *rel; /* NUL-terminated, relative to the docroot */
+    struct cz_str extra; /* the handler's header lines (cz_response_file) */
+    const char *rel;     /* NUL-terminated, relative to the docroot */
     size_t rl;
 };
 
@@ -289,8 +300,7 @@ static void evaluate(struct worker *w, const struct file_req *fq, const struct c
     if (if_range->ptr &&
         !cz_http_if_range_ok(if_range->ptr, if_range->len, e->etag, e->etag_len, e->mtime))
         return;
-    switch (cz_range_parse(range->ptr, range->len, e->size, fr->ranges, MAX_RANGES,
-                           &fr->nranges)) {
+    switch (cz_range_parse(range->ptr, range->len, e->size, fr->ranges, MAX_RANGES, &fr->nranges)) {
     case CZ_RANGE_OK:
         fr->status = 206;
         if (fr->nranges > 1) {
@@ -319,14 +329,14 @@ static int queue_body(struct conn *c, struct cz_cache_entry *e, struct out_file 
 
 /* The multipart body: a part header and the bytes for each range, then the
  * closing delimiter.  Part headers are as long as the MIME type makes them. */
-static int queue_multipart(struct conn *c, const struct file_reply *fr,
-                           struct cz_cache_entry *e, struct out_file *f)
+static int queue_multipart(struct conn *c, const struct file_reply *fr, struct cz_cache_entry *e,
+                           struct out_file *f)
 {
     int rc = 0;
     for (unsigned i = 0; rc == 0 && i < fr->nranges; i++) {
         const struct cz_range *r = &fr->ranges[i];
-        size_t n = cz_multipart_part_header(NULL, 0, fr->boundary, e->mime, r->start, r->len,
-                                            e->size);
+        size_t n =
+            cz_multipart_part_header(NULL, 0, fr->boundary, e->mime, r->start, r->len, e->size);
         char *tmp = catzilla_response_alloc(n + 1);
         if (!tmp)
             return -ENOMEM;
@@ -349,8 +359,7 @@ static int queue_multipart(struct conn *c, const struct file_reply *fr,
  * and left for the caller to close otherwise.  Returns 0 (answered, or the
  * connection closed), or -EWOULDBLOCK before queueing anything when the
  * body must leave from the file and no descriptor is at hand. */
-static int serve_file(struct conn *c, const struct file_req *fq, struct cz_cache_entry *e,
-                      int *fd)
+static int serve_file(struct conn *c, const struct file_req *fq, struct cz_cache_entry *e, int *fd)
 {
     struct worker *w = c->w;
     const struct cz_config *cfg = &w->srv->cfg;
@@ -383,7 +392,10 @@ static int serve_file(struct conn *c, const struct file_req *fq, struct cz_cache
         .last_modified = e->last_modified,
         .cache_control = cfg->cache_control && *cfg->cache_control ? cfg->cache_control : NULL,
         .content_length = -1,
+        .extra = fq->extra.ptr,
+        .extra_len = fq->extra.len,
     };
+    const char *mime = fq->own_type ? NULL : e->mime;
     switch (fr.status) {
     case 304:
         break;
@@ -401,7 +413,7 @@ static int serve_file(struct conn *c, const struct file_req *fq, struct cz_cache
         if (fr.nranges == 1) {
             cz_http_content_range(cr, sizeof(cr), &fr.ranges[0], e->size);
             h.content_range = cr;
-            h.content_type = e->mime;
+            h.content_type = mime;
             h.content_length = (int64_t)fr.ranges[0].len;
         } else {
             snprintf(type, sizeof(type), "multipart/byteranges; boundary=%s", fr.boundary);
@@ -412,7 +424,7 @@ static int serve_file(struct conn *c, const struct file_req *fq, struct cz_cache
         break;
     default:
         h.accept_ranges = true;
-        h.content_type = e->mime;
+        h.content_type = mime;
         h.content_length = (int64_t)e->size;
         break;
     }
@@ -437,7 +449,7 @@ static int answer_entry(struct conn *c, const struct file_req *fq, struct cz_cac
                         int *fd)
 {
     if (e->kind == CZ_CACHE_DIR) {
-        if (fq->dir_req)
+        if (fq->dir_req || fq->by_path)
             simple_response(c, fq, 404, NULL); /* ".../index.html" is a directory */
         else
             redirect_to_dir(c, fq); /* without its slash: relative links need it */
@@ -468,19 +480,19 @@ enum job_stage { JOB_QUEUED, JOB_DELAY, JOB_OPEN, JOB_STATX, JOB_READ };
  * never holds more than one descriptor in flight. */
 struct file_job {
     alignas(16) struct conn *c;
-    struct file_job *next;    /* the connection's next job */
+    struct file_job *next; /* the connection's next job */
     struct outseg *seg;
     struct file_req fq;
     struct cz_cache_entry *e;
-    char *data;               /* cache buffer being read into */
+    char *data; /* cache buffer being read into */
     uint64_t got;
     int fd;
-    uint8_t stage;            /* enum job_stage */
-    uint8_t tries;            /* openat2 EAGAIN retries (a rename raced the lookup) */
+    uint8_t stage; /* enum job_stage */
+    uint8_t tries; /* openat2 EAGAIN retries (a rename raced the lookup) */
     struct open_how how;
     struct statx stx;
     struct __kernel_timespec delay;
-    char buf[];               /* rel, NUL, then the header copies and the query */
+    char buf[]; /* rel, NUL, then the header copies and the query */
 };
 
 #if CZ_FAULT_INJECTION
@@ -517,7 +529,8 @@ static int job_submit(struct file_job *job, enum job_stage stage)
         io_uring_prep_timeout(sqe, &job->delay, 0, 0);
         break;
     case JOB_OPEN:
-        io_uring_prep_openat2(sqe, w->srv->root_fd, job->fq.rl ? job->fq.rel : ".", &job->how);
+        io_uring_prep_openat2(sqe, job->fq.absolute ? AT_FDCWD : w->srv->root_fd,
+                              job->fq.rl ? job->fq.rel : ".", &job->how);
         break;
     case JOB_STATX:
         io_uring_prep_statx(sqe, job->fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &job->stx);
@@ -677,7 +690,7 @@ static void copy_str(char **p, struct cz_str *d, struct cz_str s)
 
 static void start_job(struct conn *c, const struct file_req *fq)
 {
-    size_t need = fq->rl + 1 + fq->query.len;
+    size_t need = fq->rl + 1 + fq->query.len + fq->extra.len;
     for (int i = 0; i < FH_MAX; i++)
         need += fq->hdr[i].len;
     struct file_job *job = catzilla_task_alloc(sizeof(*job) + need);
@@ -696,7 +709,10 @@ static void start_job(struct conn *c, const struct file_req *fq)
     for (int i = 0; i < FH_MAX; i++)
         copy_str(&p, &job->fq.hdr[i], fq->hdr[i]);
     copy_str(&p, &job->fq.query, fq->query);
+    copy_str(&p, &job->fq.extra, fq->extra);
     cz_path_open_how(&job->how, O_RDONLY | O_NONBLOCK);
+    if (fq->absolute)
+        job->how.resolve = RESOLVE_NO_MAGICLINKS; /* the application named it */
     job->seg = output_defer(c);
     if (!job->seg) {
         catzilla_task_free(job);
@@ -709,6 +725,8 @@ static void start_job(struct conn *c, const struct file_req *fq)
     *pp = job;
     jobs_run(c);
 }
+
+static int serve_request(struct conn *c, const struct cz_request *req, struct file_req *fq);
 
 int cz_static_serve(struct conn *c, struct cz_request *req)
 {
@@ -749,18 +767,25 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
         rl += sizeof("index.html") - 1;
     }
     fq.rl = rl;
+    return serve_request(c, req, &fq);
+}
+
+/* Answer fq: from a fresh cache entry at once, else through a file job. */
+static int serve_request(struct conn *c, const struct cz_request *req, struct file_req *fq)
+{
+    struct worker *w = c->w;
     for (int i = 0; i < FH_MAX; i++)
-        fq.hdr[i] = cz_request_header(req, file_hdr_names[i]);
+        fq->hdr[i] = cz_request_header(req, file_hdr_names[i]);
 
     /* A fresh entry answers at once, with no system call (behind any
      * placeholder of this connection: the queue keeps the order); anything
      * else goes through the ring. */
     struct cz_cache_entry *e;
-    if (cz_filecache_lookup(w->fcache, rel, rl, &e) == 0) {
+    if (cz_filecache_lookup(w->fcache, fq->rel, fq->rl, &e) == 0) {
         int rc = -EWOULDBLOCK;
         int none = -1;
-        if (answerable_now(c, &fq, e))
-            rc = answer_entry(c, &fq, e, &none);
+        if (answerable_now(c, fq, e))
+            rc = answer_entry(c, fq, e, &none);
         cz_filecache_release(e);
         if (rc != -EWOULDBLOCK) {
             w->metrics.fc_hits++;
@@ -768,6 +793,57 @@ int cz_static_serve(struct conn *c, struct cz_request *req)
         }
     }
     w->metrics.fc_misses++;
-    start_job(c, &fq);
+    start_job(c, fq);
     return 0;
+}
+
+/* A header line "Content-Type:" among "Name: value\r\n" lines. */
+static bool has_content_type(const char *hdr, size_t len)
+{
+    static const char name[] = "content-type:";
+    for (size_t i = 0; i + sizeof(name) - 1 <= len;) {
+        if (strncasecmp(hdr + i, name, sizeof(name) - 1) == 0)
+            return true;
+        const char *nl = memchr(hdr + i, '\n', len - i);
+        if (!nl)
+            break;
+        i = (size_t)(nl - hdr) + 1;
+    }
+    return false;
+}
+
+int cz_response_file(cz_response *res, const char *path)
+{
+    if (!res || !res->conn || !res->req || res->deferred || res->owner || !path || !*path)
+        return -EINVAL;
+    struct conn *c = res->conn;
+    struct cz_server *srv = c->w->srv;
+    const struct cz_request *req = res->req;
+    size_t pl = strlen(path);
+    bool absolute = path[0] == '/';
+    while (!absolute && pl > 2 && path[0] == '.' && path[1] == '/') {
+        path += 2;
+        pl -= 2;
+    }
+    if (pl > REL_MAX)
+        return -ENAMETOOLONG;
+    if (!absolute && srv->root_fd < 0)
+        return -ENOENT; /* relative to a docroot this server does not have */
+    server_after_hooks(srv, res);
+    if (res->failed)
+        return -ENOMEM;
+    struct file_req fq = {
+        .head = res->head_only,
+        .close = res->close,
+        .get = req->method == CZ_METHOD_GET,
+        .by_path = true,
+        .absolute = absolute,
+        .own_type = has_content_type(res->hdr, res->hdr_len),
+        .extra = {res->hdr, res->hdr_len},
+        .rel = path,
+        .rl = pl,
+    };
+    /* The answer is the file's, whatever the handler returns now. */
+    res->deferred = true;
+    return serve_request(c, req, &fq);
 }

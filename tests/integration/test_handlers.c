@@ -245,6 +245,22 @@ static int on_timers(const cz_request *req, cz_response *res, void *ud)
     return cz_response_send(res, 200, "text/plain", "ok", 2);
 }
 
+/* Files by path: an absolute path, the same with the handler's own type,
+ * and a missing one. */
+static char file_path[64];
+static int on_file(const cz_request *req, cz_response *res, void *ud)
+{
+    const char *which = ud;
+    cz_response_header(res, "X-File", "1");
+    if (which && strcmp(which, "typed") == 0)
+        cz_response_header(res, "Content-Type", "application/x-mine");
+    int rc = cz_response_file(res, which && strcmp(which, "missing") == 0 ? "/nonexistent/x.txt"
+                                                                          : file_path);
+    cr_expect_eq(rc, 0);
+    (void)req;
+    return -EIO; /* ignored: the answer is the file's */
+}
+
 /* ---- hooks ---- */
 
 static int before(const cz_request *req, cz_response *res, void *ud)
@@ -298,6 +314,14 @@ static void setup(void)
         {"/secret", on_now}};
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         cr_assert_eq(cz_server_route(srv, "*", routes[i].path, routes[i].fn, NULL), 0);
+    cr_assert_eq(cz_server_route(srv, "GET", "/file", on_file, NULL), 0);
+    cr_assert_eq(cz_server_route(srv, "GET", "/file-typed", on_file, "typed"), 0);
+    cr_assert_eq(cz_server_route(srv, "GET", "/file-missing", on_file, "missing"), 0);
+    strcpy(file_path, "/tmp/cz-file-XXXXXX.txt");
+    int ffd = mkstemps(file_path, 4);
+    cr_assert_geq(ffd, 0);
+    cr_assert_eq(write(ffd, "hello, file\n", 12), 12);
+    close(ffd);
     cr_assert_eq(cz_server_hook_before(srv, before, NULL), 0);
     cr_assert_eq(cz_server_hook_after(srv, after, NULL), 0);
     cr_assert_eq(pthread_create(&runner, NULL, run_thread, NULL), 0);
@@ -314,6 +338,7 @@ static void teardown(void)
     cr_expect_eq(run_rc, 0);
     cz_server_destroy(srv);
     srv = NULL;
+    unlink(file_path);
 }
 
 TestSuite(handlers, .init = setup, .fini = teardown, .timeout = 60);
@@ -540,4 +565,34 @@ Test(handlers, a_stop_does_not_wait_forever_for_a_deferred_answer)
     cr_expect_lt(now_ms() - t0, 3000);
     cr_expect(wait_closed(fd, 1000));
     tcp_close(fd);
+}
+
+Test(handlers, a_handler_sends_a_file_by_path)
+{
+    struct response r = get("/file");
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(r.body, "hello, file\n");
+    cr_expect_str_eq(header(&r, "Content-Type"), "text/plain; charset=utf-8");
+    cr_expect_str_eq(header(&r, "X-File"), "1", "the handler's headers stay");
+    cr_expect_str_eq(header(&r, "Access-Control-Allow-Origin"), "*", "after hooks ran");
+    cr_assert_not_null(header(&r, "ETag"));
+    char etag[128], req[512];
+    snprintf(etag, sizeof(etag), "%s", header(&r, "ETag"));
+    response_free(&r);
+
+    snprintf(req, sizeof(req), "GET /file HTTP/1.1\r\nHost: t\r\nIf-None-Match: %s\r\n\r\n", etag);
+    r = request_once(port, req);
+    cr_expect_eq(r.status, 304);
+    response_free(&r);
+    r = request_once(port, "GET /file HTTP/1.1\r\nHost: t\r\nRange: bytes=7-10\r\n\r\n");
+    cr_expect_eq(r.status, 206);
+    cr_expect_str_eq(r.body, "file");
+    response_free(&r);
+    r = get("/file-typed");
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(header(&r, "Content-Type"), "application/x-mine");
+    response_free(&r);
+    r = get("/file-missing");
+    cr_expect_eq(r.status, 404);
+    response_free(&r);
 }

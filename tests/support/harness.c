@@ -63,6 +63,11 @@ char *server_log(const struct server *s)
 
 void server_start(struct server *s, const char *const *args)
 {
+    server_start_binary(s, binary(), args);
+}
+
+void server_start_binary(struct server *s, const char *path, const char *const *args)
+{
     if (!io_uring_usable())
         cr_skip_test("io_uring is not available here (seccomp or kernel)");
     memset(s, 0, sizeof(*s));
@@ -70,7 +75,7 @@ void server_start(struct server *s, const char *const *args)
     snprintf(s->log_path, sizeof(s->log_path), "/tmp/cz-test-%d-%d.log", getpid(), seq++);
     const char *argv[64];
     int n = 0;
-    argv[n++] = binary();
+    argv[n++] = path;
     argv[n++] = "--port";
     argv[n++] = "0";
     argv[n++] = "--bind";

@@ -18,6 +18,8 @@ struct server {
  * given).  Skips the test when io_uring cannot be
  * used here; fails it when the server does not start within 5 s. */
 void server_start(struct server *s, const char *const *args);
+/* The same for another program built on the library (an example). */
+void server_start_binary(struct server *s, const char *path, const char *const *args);
 /* SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL). */
 int server_stop(struct server *s);
 /* server_stop, then the nginx-tests rule: exit status 0 and no error-level
@@ -46,11 +48,11 @@ void send_str(int fd, const char *s);
 
 struct response {
     int status;
-    char *head;        /* status line and headers, NUL-terminated */
-    char *body;        /* NUL-terminated, body_len bytes */
+    char *head; /* status line and headers, NUL-terminated */
+    char *body; /* NUL-terminated, body_len bytes */
     size_t body_len;
-    bool closed;       /* the server closed after this response */
-    bool chunks_ok;    /* a chunked body ended with its last chunk */
+    bool closed;    /* the server closed after this response */
+    bool chunks_ok; /* a chunked body ended with its last chunk */
 };
 /* Read one response (Content-Length framed, chunked (decoded), or to EOF).  head_only for HEAD.
  * Returns false on timeout or EOF before a status line. */
@@ -73,8 +75,7 @@ long now_ms(void);
 int count_fds(pid_t pid);
 /* Send data on a fresh connection and expect an error response with the
  * given status that says Connection: close, then the close itself. */
-void expect_error_response(int port, const char *name, const void *data, size_t len,
-                           int status);
+void expect_error_response(int port, const char *name, const void *data, size_t len, int status);
 /* The admin listener's port from the start-up line ("admin on ADDR:PORT"),
  * 0 if the admin surface has no listener of its own. */
 int server_admin_port(const struct server *s);
