@@ -134,6 +134,10 @@ struct conn_rx {
     size_t body_len, body_cap;
     int error_status;            /* set by a callback that rejects the request */
     uint64_t content_length;     /* as announced (llhttp's own counts down) */
+    bool at_chunk_line;            /* a chunk-size line comes next (request_parse reads it) */
+    bool chunk_nonzero;            /* the chunk being read has data */
+    char *chunk_line;              /* a chunk-size line split across buffers, so far */
+    uint32_t chunk_line_len;
     bool stream_route;           /* its route reads the body as a stream */
     bool streamed;               /* dispatched: the rest of the body goes to sink */
     struct cz_body *sink;        /* the handler's body reader (NULL: discarded) */

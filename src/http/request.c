@@ -4,7 +4,10 @@
  * headers as offsets, the body in its own buffer.  Limits are checked as the
  * bytes arrive; errors become the exact status the protocol asks for.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -24,6 +27,9 @@ static int fail(struct conn *c, int status)
         c->rx->error_status = status;
     return -1;
 }
+
+/* The longest chunk-size line, extensions included (else 400). */
+#define CHUNK_LINE_MAX 4096u
 
 /* A streaming route's handler runs when the body is complete or this much
  * of it has arrived, whichever comes first: a small body is answered like
@@ -115,6 +121,8 @@ static void request_reset(struct conn *c)
     c->rx->body_len = 0;
     c->rx->streamed = false;
     c->rx->stream_route = false;
+    c->rx->at_chunk_line = false;
+    c->rx->chunk_line_len = 0;
 }
 
 void request_free(struct conn *c)
@@ -125,6 +133,8 @@ void request_free(struct conn *c)
     catzilla_request_free(c->rx->scratch);
     catzilla_request_free(c->rx->hdr_offs);
     catzilla_request_free(c->rx->body);
+    catzilla_request_free(c->rx->chunk_line);
+    c->rx->chunk_line = NULL;
     c->rx->scratch = NULL;
     c->rx->hdr_offs = NULL;
     c->rx->body = NULL;
@@ -373,14 +383,26 @@ static int on_headers_complete(llhttp_t *p)
     /* Pause so request_parse can check the bytes that ended the head: llhttp
      * accepts a bare CR there ("\r\r\n"). */
     c->rx->check_end = 4;
+    /* llhttp reads a chunked body except after CONNECT (the rest of the
+     * stream is another protocol). */
+    c->rx->at_chunk_line = chunked && !(p->upgrade && p->method == HTTP_CONNECT);
     return HPE_PAUSED;
 }
 
+static int on_chunk_header(llhttp_t *p)
+{
+    parser_conn(p)->rx->chunk_nonzero = p->content_length > 0;
+    return 0;
+}
+
 /* llhttp does not check the CRLF after chunk data ("abcXY" passes): pause
- * so request_parse can. */
+ * so request_parse can.  A chunk with data is followed by the next
+ * chunk-size line, which request_parse reads itself. */
 static int on_chunk_complete(llhttp_t *p)
 {
-    parser_conn(p)->rx->check_end = 2;
+    struct conn_rx *x = parser_conn(p)->rx;
+    x->check_end = 2;
+    x->at_chunk_line = x->chunk_nonzero;
     return HPE_PAUSED;
 }
 
@@ -571,6 +593,7 @@ static const llhttp_settings_t settings = {
     .on_header_field_complete = on_header_field_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
     .on_chunk_complete = on_chunk_complete,
     .on_message_complete = on_message_complete,
 };
@@ -701,6 +724,119 @@ static int error_status(struct conn *c, enum llhttp_errno e, const char *data, s
 
 /* The n bytes before pos (some may be the tail of the previous buffer) must
  * be CRLF (n = 2, after chunk data) or CRLF CRLF (n = 4, the end of a head). */
+/* ---------- chunk-size lines ---------- */
+
+/* RFC 9112 section 7.1.1: chunk-size [ chunk-ext ] CRLF, where
+ *   chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
+ *   ext-val   = token / quoted-string
+ * llhttp 8.1 refuses valid lines ("5;a=1;b", "5 ;x"), so request_parse reads
+ * every chunk-size line itself and gives llhttp only "HEX\r\n".  line
+ * excludes the CRLF.  Extensions are checked and ignored. */
+int request_chunk_line(const char *line, size_t len, uint64_t *size)
+{
+    const char *p = line, *end = line + len;
+    uint64_t v = 0;
+    size_t digits = 0;
+    for (; p < end && isxdigit((unsigned char)*p); p++, digits++) {
+        if (v >> 59)
+            return -ERANGE; /* beyond 2^63: no body is that long */
+        v = v * 16 + (uint64_t)(isdigit((unsigned char)*p) ? *p - '0' : (*p | 0x20) - 'a' + 10);
+    }
+    /* Whitespace only ever comes before ";" or "=": never at the end. */
+    if (digits == 0 || line[len - 1] == ' ' || line[len - 1] == '\t')
+        return -EINVAL;
+#define SKIP_BWS()                                                                                 \
+    while (p < end && (*p == ' ' || *p == '\t'))                                                   \
+    p++
+    SKIP_BWS();
+    while (p < end) {
+        if (*p++ != ';')
+            return -EINVAL;
+        SKIP_BWS();
+        const char *name = p;
+        while (p < end && is_tchar((unsigned char)*p))
+            p++;
+        if (p == name)
+            return -EINVAL;
+        SKIP_BWS();
+        if (p < end && *p == '=') {
+            p++;
+            SKIP_BWS();
+            if (p < end && *p == '"') {
+                for (p++;; p++) {
+                    if (p >= end)
+                        return -EINVAL; /* unterminated */
+                    unsigned char ch = (unsigned char)*p;
+                    if (ch == '"')
+                        break;
+                    if (ch == '\\') {
+                        if (++p >= end)
+                            return -EINVAL;
+                        ch = (unsigned char)*p;
+                        if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
+                            return -EINVAL;
+                    } else if (ch != '\t' && (ch < 0x20 || ch == 0x7f)) {
+                        return -EINVAL;
+                    }
+                }
+                p++;
+            } else {
+                const char *val = p;
+                while (p < end && is_tchar((unsigned char)*p))
+                    p++;
+                if (p == val)
+                    return -EINVAL;
+            }
+            SKIP_BWS();
+        }
+    }
+#undef SKIP_BWS
+    *size = v;
+    return 0;
+}
+
+/* At a chunk-size line: take the bytes of [data, data + len) that belong to
+ * it (kept in rx->chunk_line when the line goes on in the next buffer) and,
+ * once it is whole and valid, give llhttp its canonical form.  Returns the
+ * bytes taken, or -1 for a bad line (400). */
+static ssize_t take_chunk_line(struct conn *c, const char *data, size_t len)
+{
+    struct conn_rx *x = c->rx;
+    const char *lf = memchr(data, '\n', len);
+    size_t take = lf ? (size_t)(lf - data) + 1 : len;
+    const char *line = data;
+    size_t ll = take;
+    if (x->chunk_line_len || !lf) {
+        /* Split across buffers: gather it (bounded). */
+        if (x->chunk_line_len + take > CHUNK_LINE_MAX)
+            return -1;
+        if (!x->chunk_line && !(x->chunk_line = catzilla_request_alloc(CHUNK_LINE_MAX)))
+            return -1;
+        memcpy(x->chunk_line + x->chunk_line_len, data, take);
+        x->chunk_line_len += (uint32_t)take;
+        if (!lf)
+            return (ssize_t)take;
+        line = x->chunk_line;
+        ll = x->chunk_line_len;
+    } else if (take > CHUNK_LINE_MAX) {
+        return -1;
+    }
+    x->chunk_line_len = 0;
+    x->at_chunk_line = false;
+    uint64_t size;
+    if (ll < 2 || line[ll - 2] != '\r' || request_chunk_line(line, ll - 2, &size) < 0)
+        return -1;
+    char canon[24];
+    int n = snprintf(canon, sizeof(canon), "%" PRIx64 "\r\n", size);
+    enum llhttp_errno e = llhttp_execute(&x->parser, canon, (size_t)n);
+    if (e != HPE_OK) {
+        if (!x->error_status)
+            x->error_status = 400;
+        return -1;
+    }
+    return (ssize_t)take;
+}
+
 static bool line_end_ok(const struct conn *c, const char *data, const char *pos, int n)
 {
     char last[4];
@@ -721,12 +857,31 @@ size_t request_parse(struct conn *c, const char *data, size_t len)
         return len;
     }
     c->rx->parse_base = data;
-    enum llhttp_errno e = llhttp_execute(&c->rx->parser, data, len);
-    while (e == HPE_PAUSED && c->rx->check_end) {
+    const char *p = data, *end = data + len;
+    enum llhttp_errno e = HPE_OK;
+    for (;;) {
+        if (c->rx->at_chunk_line) {
+            ssize_t k = take_chunk_line(c, p, (size_t)(end - p));
+            if (k < 0) {
+                c->rx->error_status = c->rx->error_status ? c->rx->error_status : 400;
+                e = HPE_USER;
+                break;
+            }
+            p += k;
+            if (c->rx->at_chunk_line) {
+                e = HPE_OK; /* the line goes on in the next buffer */
+                break;
+            }
+        }
+        /* Also with nothing left: a resumed parser finishes a message
+         * that ended with the bytes it had (a request without a body). */
+        e = llhttp_execute(&c->rx->parser, p, (size_t)(end - p));
+        if (e != HPE_PAUSED || !c->rx->check_end)
+            break;
         int n = c->rx->check_end;
         c->rx->check_end = 0;
         const char *pos = llhttp_get_error_pos(&c->rx->parser);
-        if (!pos || pos < data || pos > data + len || !line_end_ok(c, data, pos, n)) {
+        if (!pos || pos < data || pos > end || !line_end_ok(c, data, pos, n)) {
             c->rx->error_status = 400;
             e = HPE_USER;
             break;
@@ -734,7 +889,7 @@ size_t request_parse(struct conn *c, const char *data, size_t len)
         if (c->body_wait)
             break; /* paused at the end of the head until the body is admitted */
         llhttp_resume(&c->rx->parser);
-        e = llhttp_execute(&c->rx->parser, pos, len - (size_t)(pos - data));
+        p = pos;
     }
     size_t used = len;
     if (e == HPE_PAUSED) {

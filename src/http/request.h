@@ -24,6 +24,9 @@ size_t request_parse(struct conn *c, const char *data, size_t len);
 void request_parser_resume(struct conn *c);
 /* Drop a partially received request (connection closing). */
 void request_abort(struct conn *c);
+/* A chunk-size line without its CRLF ("5;a=1;b"): 0 and its size, -EINVAL
+ * for bad syntax, -ERANGE for a size of 2^63 or more. */
+int request_chunk_line(const char *line, size_t len, uint64_t *size);
 /* Free all request memory held by the connection. */
 void request_free(struct conn *c);
 

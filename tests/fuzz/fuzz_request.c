@@ -1727,6 +1727,35 @@ static bool rest_ok(const char *p, size_t n, bool closes)
     return valid_from(p, n);
 }
 
+/* The length of a chunked body at p (as this server sends them: hex size,
+ * CRLF, data, CRLF, ..., "0" CRLF CRLF): 1 and *len when whole, 0 when cut
+ * short, -1 when malformed. */
+static int chunked_len(const char *p, size_t n, size_t *len)
+{
+    size_t off = 0;
+    for (;;) {
+        const char *eol = memmem(p + off, n - off, "\r\n", 2);
+        if (!eol)
+            return n - off < 20 ? 0 : -1;
+        char *e;
+        unsigned long size = strtoul(p + off, &e, 16);
+        if (e == p + off || e != eol)
+            return -1;
+        off = (size_t)(eol - p) + 2;
+        if (n - off < size + 2)
+            return 0;
+        if (size && memcmp(p + off + size, "\r\n", 2) != 0)
+            return -1;
+        if (!size && memcmp(p + off, "\r\n", 2) != 0)
+            return -1;
+        off += size + 2;
+        if (!size) {
+            *len = off;
+            return 1;
+        }
+    }
+}
+
 /* A prefix of a sequence of responses.  HEAD answers carry Content-Length
  * without a body, so both readings are tried where the bytes allow. */
 static bool valid_from(const char *p, size_t n)
@@ -1748,7 +1777,7 @@ static bool valid_from(const char *p, size_t n)
         return false;
     int status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     long cl = -1;
-    bool closes = false;
+    bool closes = false, chunked = false;
     for (const char *l = memmem(p, hlen, "\r\n", 2) + 2; l < end;) {
         const char *eol = memmem(l, (size_t)(end + 2 - l), "\r\n", 2);
         const char *colon = memchr(l, ':', (size_t)(eol - l));
@@ -1767,15 +1796,30 @@ static bool valid_from(const char *p, size_t n)
             cl = strtol(v, NULL, 10);
         } else if (nl == 10 && strncasecmp(l, "Connection", 10) == 0) {
             closes = (size_t)(eol - v) == 5 && strncasecmp(v, "close", 5) == 0;
+        } else if (nl == 17 && strncasecmp(l, "Transfer-Encoding", 17) == 0) {
+            if (cl >= 0 || (size_t)(eol - v) != 7 || strncasecmp(v, "chunked", 7) != 0)
+                return false;
+            chunked = true;
         }
         l = eol + 2;
     }
     const char *after = p + hlen;
     size_t left = n - hlen;
     if (status < 200 || status == 204 || status == 304)
-        return !(status >= 200 && cl > 0) && rest_ok(after, left, closes);
+        return !(status >= 200 && cl > 0) && !chunked && rest_ok(after, left, closes);
+    if (chunked) {
+        if (cl >= 0)
+            return false;
+        size_t blen;
+        int rc = chunked_len(after, left, &blen);
+        if (rc == 0)
+            return true; /* cut short inside a body (or a HEAD answer and a cut head) */
+        if (rc > 0 && rest_ok(after + blen, left - blen, closes))
+            return true;
+        return rest_ok(after, left, closes); /* the answer to a HEAD */
+    }
     if (cl < 0)
-        return false;
+        return closes; /* a stream to an HTTP/1.0 client: its body runs to the close */
     if (left < (size_t)cl)
         return true; /* cut short inside a body (or a HEAD answer and a cut head) */
     if (rest_ok(after + cl, left - (size_t)cl, closes))
@@ -1853,15 +1897,21 @@ static void check_order(unsigned s)
             die("connection %u: response %u has status %d, but request %u asked for a path "
                 "that names nothing: responses out of request order",
                 s, idx, status, idx);
-        size_t body = 0;
+        size_t body = 0, te_len = 0;
+        bool chunked = header_value(p, end, "Transfer-Encoding", &te_len) != NULL;
         if (!e->head && status != 204 && status != 304) {
-            if (!clv)
+            if (chunked) {
+                if (chunked_len(p + hlen, n - hlen, &body) <= 0)
+                    return; /* cut short inside the body */
+            } else if (!clv) {
                 return;
-            body = (size_t)strtoul(clv, NULL, 10);
+            } else {
+                body = (size_t)strtoul(clv, NULL, 10);
+            }
         }
         if (n - hlen < body)
             return; /* cut short inside the body */
-        if (e->kind == EXP_BODY && status == 200 && !e->head &&
+        if (e->kind == EXP_BODY && status == 200 && !e->head && !chunked &&
             (body != strlen(e->body) || memcmp(p + hlen, e->body, body) != 0))
             die("connection %u: response %u is a 200 with a %zu-byte body that is not \"%s\", "
                 "which request %u asked for: responses out of request order",

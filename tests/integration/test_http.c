@@ -18,8 +18,8 @@ static struct server srv;
 
 static void start_default(void)
 {
-    server_start(&srv, (const char *const[]){"--header-timeout", "2s", "--keepalive-timeout",
-                                             "3s", NULL});
+    server_start(
+        &srv, (const char *const[]){"--header-timeout", "2s", "--keepalive-timeout", "3s", NULL});
 }
 
 /* nginx-tests' rule: a normal run logs no error-level line. */
@@ -165,8 +165,8 @@ Test(http, pipelined_split_at_every_offset)
 Test(http, echo_content_length_body)
 {
     struct response r = request_once(srv.port, "POST /echo HTTP/1.1\r\nHost: x\r\n"
-                                                "Content-Type: application/x-test\r\n"
-                                                "Content-Length: 11\r\n\r\nhello world");
+                                               "Content-Type: application/x-test\r\n"
+                                               "Content-Length: 11\r\n\r\nhello world");
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "hello world");
     cr_assert_str_eq(header(&r, "Content-Type"), "application/x-test");
@@ -177,8 +177,8 @@ Test(http, echo_content_length_body)
 Test(http, echo_chunked_body)
 {
     struct response r = request_once(srv.port, "PUT /echo HTTP/1.1\r\nHost: x\r\n"
-                                                "Transfer-Encoding: chunked\r\n\r\n"
-                                                "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n");
+                                               "Transfer-Encoding: chunked\r\n\r\n"
+                                               "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n");
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "hello world");
     response_free(&r);
@@ -237,7 +237,8 @@ Test(http, method_not_allowed_with_allow)
 Test(http, head_has_headers_but_no_body)
 {
     int fd = tcp_connect(srv.port);
-    send_str(fd, "HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_str(fd,
+             "HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n");
     struct response r;
     cr_assert(read_response(fd, &r, true));
     cr_assert_eq(r.status, 200);
@@ -279,19 +280,27 @@ Test(http, protocol_errors_get_exact_status)
         {"garbage version", "GET / HTTX/1.1\r\nHost: x\r\n\r\n", 400},
         {"unknown method", "FROB / HTTP/1.1\r\nHost: x\r\n\r\n", 501},
         {"illegal method char", "GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-        {"expect other", "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n"
-                         "Content-Length: 1\r\n\r\nx", 417},
-        {"cl and te", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-        {"two cl", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
-                   "Content-Length: 1\r\n\r\nx", 400},
+        {"expect other",
+         "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n"
+         "Content-Length: 1\r\n\r\nx",
+         417},
+        {"cl and te",
+         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         400},
+        {"two cl",
+         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+         "Content-Length: 1\r\n\r\nx",
+         400},
         {"cl not decimal", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400},
         {"cl negative", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
         {"te not chunked", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
          501},
         {"te in 1.0", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-        {"bad chunk size", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "zz\r\n", 400},
+        {"bad chunk size",
+         "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "zz\r\n",
+         400},
         {"space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
         {"bad header name", "GET / HTTP/1.1\r\nHost: x\r\nX[]: y\r\n\r\n", 400},
         {"tls hello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
@@ -323,7 +332,8 @@ Test(http, nothing_after_an_error_is_processed)
 
 Test(http, leading_empty_lines_are_ignored)
 {
-    struct response r = request_once(srv.port, "\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct response r =
+        request_once(srv.port, "\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
     cr_assert_eq(r.status, 200);
     response_free(&r);
 }
@@ -333,11 +343,15 @@ Test(http, stats_json_shape)
     struct response r = request_once(srv.port, "GET /_catzilla/stats HTTP/1.1\r\nHost: x\r\n\r\n");
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(header(&r, "Content-Type"), "application/json");
-    const char *keys[] = {"\"workers\":[", "\"id\":0", "\"cpu\":", "\"connections\":",
-                          "\"requests\":", "\"registered_bytes\":", "\"arenas\":{",
-                          "\"request\":{\"index\":", "\"response\":{", "\"cache\":{",
-                          "\"static\":{", "\"task\":{", "\"allocated\":", "\"active\":",
-                          "\"resident\":", "\"metadata\":", "\"fragmentation\":", "\"totals\":{"};
+    const char *keys[] = {"\"workers\":[",      "\"id\":0",
+                          "\"cpu\":",           "\"connections\":",
+                          "\"requests\":",      "\"registered_bytes\":",
+                          "\"arenas\":{",       "\"request\":{\"index\":",
+                          "\"response\":{",     "\"cache\":{",
+                          "\"static\":{",       "\"task\":{",
+                          "\"allocated\":",     "\"active\":",
+                          "\"resident\":",      "\"metadata\":",
+                          "\"fragmentation\":", "\"totals\":{"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         cr_assert_not_null(strstr(r.body, keys[i]), "missing %s in %s", keys[i], r.body);
     response_free(&r);
@@ -391,8 +405,8 @@ Test(limits, body_too_large_413_without_100_continue, .timeout = 30)
                                     "Expect: 100-continue\r\n\r\n",
                                     413});
     char req[8192];
-    size_t n = (size_t)snprintf(req, sizeof(req),
-                                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    size_t n = (size_t)snprintf(
+        req, sizeof(req), "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 5; i++) {
         n += (size_t)snprintf(req + n, sizeof(req) - n, "200\r\n");
         memset(req + n, 'x', 512);
@@ -663,13 +677,11 @@ Test(startup, bad_flags_exit_2_with_message)
     cr_assert_not_null(strstr(out, "unknown option '--no-such-flag'"), "%s", out);
     cr_assert_eq(run_binary((const char *const[]){"--port", "x", NULL}, out, sizeof(out)), 2);
     cr_assert_not_null(strstr(out, "--port"), "%s", out);
-    cr_assert_eq(run_binary((const char *const[]){"--recv-buffers", "1000", NULL}, out,
-                            sizeof(out)),
-                 2);
+    cr_assert_eq(
+        run_binary((const char *const[]){"--recv-buffers", "1000", NULL}, out, sizeof(out)), 2);
     cr_assert_not_null(strstr(out, "power of two"), "%s", out);
-    cr_assert_eq(run_binary((const char *const[]){"--header-timeout", "soon", NULL}, out,
-                            sizeof(out)),
-                 2);
+    cr_assert_eq(
+        run_binary((const char *const[]){"--header-timeout", "soon", NULL}, out, sizeof(out)), 2);
 }
 
 Test(startup, help_and_version)
@@ -725,9 +737,10 @@ Test(server, every_worker_accepts_and_answers, .timeout = 60)
 {
     server_start(&srv, (const char *const[]){"--threads", "2", "--no-pin", NULL});
     for (int i = 0; i < 40; i++) {
-        struct response r = request_once(srv.port, i % 2 ? "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
-                                                          : "GET /_catzilla/stats HTTP/1.1\r\n"
-                                                            "Host: x\r\n\r\n");
+        struct response r =
+            request_once(srv.port, i % 2 ? "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+                                         : "GET /_catzilla/stats HTTP/1.1\r\n"
+                                           "Host: x\r\n\r\n");
         cr_assert_eq(r.status, 200, "request %d got %d", i, r.status);
         response_free(&r);
     }
@@ -806,7 +819,7 @@ Test(http, absolute_form_targets)
         {"http://t/plaintext", 200, "Hello, World!"},
         {"HTTPS://t:443/json", 200, "{\"message\":\"Hello, World!\"}"},
         {"http://t/plaintext?x=1", 200, "Hello, World!"},
-        {"http://t", 200, NULL},       /* the root: the docroot's index */
+        {"http://t", 200, NULL}, /* the root: the docroot's index */
         {"http://t?x=1", 200, NULL},
         {"http://t/nope", 404, NULL},
     };
@@ -862,13 +875,116 @@ Test(http, header_line_limit)
     static char big[9001];
     memset(big, 'a', 9000);
     big[9000] = '\0';
-    int n = snprintf(req, sizeof(req), "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n\r\n",
-                     big);
+    int n =
+        snprintf(req, sizeof(req), "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n\r\n", big);
     expect_error_response(srv.port, "9000-byte field line", req, (size_t)n, 431);
     big[8000] = '\0';
-    snprintf(req, sizeof(req), "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n"
-                               "Connection: close\r\n\r\n", big);
+    snprintf(req, sizeof(req),
+             "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n"
+             "Connection: close\r\n\r\n",
+             big);
     struct response r = request_once(srv.port, req);
     cr_expect_eq(r.status, 200);
     response_free(&r);
+}
+
+/* Chunk extensions are read by the server itself, across recv buffers and
+ * bounded: a 4000-byte extension is fine, a chunk-size line over 4 KiB is
+ * 400 (never buffered without end). */
+Test(http, chunk_extension_lines_are_bounded)
+{
+    static char req[16384];
+    const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    int n = snprintf(req, sizeof(req), "%s5;a=%.*s\r\nhello\r\n0\r\n\r\n", head, 4000,
+                     (const char *)memset((char[4000]){0}, 'v', 4000));
+    int fd = tcp_connect(srv.port);
+    send_all(fd, req, (size_t)n);
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(r.body, "hello");
+    response_free(&r);
+    tcp_close(fd);
+
+    n = snprintf(req, sizeof(req), "%s5;a=%.*s\r\nhello\r\n0\r\n\r\n", head, 5000,
+                 (const char *)memset((char[5000]){0}, 'v', 5000));
+    expect_error_response(srv.port, "chunk-size line over 4 KiB", req, (size_t)n, 400);
+}
+
+/* RFC 9112 section 7.1.1 chunk extensions, seen from a client: llhttp 8.1
+ * answered 400 to valid ones ("5;a=1;b", whitespace before ';') and took
+ * some invalid ones ("5;=x", "5;a="). */
+#define CHUNKED_HEAD "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+Test(http, chunk_extensions_are_accepted_and_ignored)
+{
+    static const char *const lines[] = {
+        "5;a=1;b", "5 ;foo", "5;a=\"x y\"", "5\t; a = b ;c", "5;a=\"q\\\"\";b=\"\"", "5;a",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        char req[256];
+        snprintf(req, sizeof(req), CHUNKED_HEAD "%s\r\nhello\r\n0;last=1\r\n\r\n", lines[i]);
+        struct response r = request_once(srv.port, req);
+        cr_assert_eq(r.status, 200, "'%s': status %d", lines[i], r.status);
+        cr_assert_str_eq(r.body, "hello", "'%s'", lines[i]);
+        cr_assert_not(r.closed, "'%s' closed the connection", lines[i]);
+        response_free(&r);
+    }
+}
+
+Test(http, bad_chunk_lines_get_400_and_close)
+{
+    static const char *const lines[] = {
+        "5;",      "5;=x", "5;a=", "5;a\x01", "5;a=\"x\x7f\"",
+        "5;a=\"x", "5\rx", "5 ",   "5;a=b c", "10000000000000000",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        char req[256];
+        int n = snprintf(req, sizeof(req), CHUNKED_HEAD "%s\r\nhello\r\n0\r\n\r\n", lines[i]);
+        expect_error_response(srv.port, lines[i], req, (size_t)n, 400);
+    }
+    /* 4 KiB of extensions: refused, not buffered. */
+    size_t len = sizeof(CHUNKED_HEAD) - 1 + 4096 + 32;
+    char *big = malloc(len);
+    int n = snprintf(big, len, CHUNKED_HEAD "5");
+    while ((size_t)n + 4 < len - 24)
+        n += snprintf(big + n, len - (size_t)n, ";a=b");
+    n += snprintf(big + n, len - (size_t)n, "\r\nhello\r\n0\r\n\r\n");
+    expect_error_response(srv.port, "4 KiB of chunk extensions", big, (size_t)n, 400);
+    free(big);
+}
+
+/* The chunk-size line is read across receive buffers: one byte a send. */
+Test(http, chunk_extensions_one_byte_at_a_time)
+{
+    static const char req[] = CHUNKED_HEAD "5 ;a=\"x y\";b\r\nhello\r\n6;c=1\r\n world\r\n"
+                                           "0;d\r\n\r\n";
+    int fd = tcp_connect(srv.port);
+    for (size_t i = 0; i < sizeof(req) - 1; i++) {
+        send_all(fd, req + i, 1);
+        usleep(500);
+    }
+    struct response r;
+    cr_assert(read_response(fd, &r, false));
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "hello world");
+    response_free(&r);
+    tcp_close(fd);
+}
+
+Test(http, chunk_extensions_pipelined)
+{
+    int fd = tcp_connect(srv.port);
+    send_str(fd, CHUNKED_HEAD "3;a=1;b\r\nabc\r\n0\r\n\r\n" CHUNKED_HEAD
+                              "2 ;c=\"d\"\r\nde\r\n0;e\r\n\r\n");
+    static const char *const want[] = {"abc", "de"};
+    for (int i = 0; i < 2; i++) {
+        struct response r;
+        cr_assert(read_response(fd, &r, false), "response %d", i);
+        cr_assert_eq(r.status, 200, "response %d: %d", i, r.status);
+        cr_assert_str_eq(r.body, want[i]);
+        cr_assert_not(r.closed);
+        response_free(&r);
+    }
+    tcp_close(fd);
 }

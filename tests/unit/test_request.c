@@ -106,20 +106,22 @@ struct parse_case {
 
 static const struct parse_case cases[] = {
     {"simple get", "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", "200", false, "Hello, World!"},
-    {"pipelined three", "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a"
-                        "\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+    {"pipelined three",
+     "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a"
+     "\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
      "200,200,404", false, "{\"message\""},
     {"echo cl", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", "200", false,
      "\r\n\r\nabc"},
     /* A chunked body comes back chunked (/echo streams what it reads). */
-    {"echo chunked", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     "2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
+    {"echo chunked",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
      "200", false, "\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
     /* A handler returning -EINPROGRESS without a placeholder got no response,
      * and the next pipelined response answered the wrong request. */
     {"einprogress_handler_answers_in_order",
-     "GET /inprogress HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n",
-     "500,200", false, "Hello, World!"},
+     "GET /inprogress HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n", "500,200",
+     false, "Hello, World!"},
     {"http/1.0 closes", "GET /plaintext HTTP/1.0\r\n\r\n", "200", true, "Connection: close"},
     {"connection close stops the pipeline",
      "GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /json HTTP/1.1\r\n"
@@ -136,36 +138,67 @@ static const struct parse_case cases[] = {
     {"version 2", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505", true, NULL},
     {"no host", "GET / HTTP/1.1\r\n\r\n", "400", true, NULL},
     {"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", "400", true, NULL},
-    {"long target", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n",
+    {"long target",
+     "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n",
      "414", true, NULL},
-    {"too many headers", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n"
-                         "F: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\nJ: 1\r\n\r\n",
+    {"too many headers",
+     "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n"
+     "F: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\nJ: 1\r\n\r\n",
      "431", true, NULL},
-    {"body over limit", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n", "413",
-     true, NULL},
-    {"chunked over limit", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "41\r\n",
+    {"body over limit", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n", "413", true,
+     NULL},
+    {"chunked over limit",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "41\r\n",
      "", false, NULL}, /* not yet over: 65 bytes announced, none received */
-    {"expect 100", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-                   "Content-Length: 2\r\n\r\nhi",
+    {"expect 100",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+     "Content-Length: 2\r\n\r\nhi",
      "100,200", false, "HTTP/1.1 100 Continue\r\nServer: catzilla\r\n"},
     {"expect other", "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: tea\r\nContent-Length: 2\r\n\r\nhi",
      "417", true, NULL},
-    {"cl and te", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
-                  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    {"cl and te",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
      "400", true, NULL},
     {"te gzip", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", "501", true,
      NULL},
-    {"te in 1.0", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400",
-     true, NULL},
+    {"te in 1.0", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400", true,
+     NULL},
+/* Chunk extensions (RFC 9112 section 7.1.1), which llhttp 8.1 alone refuses. */
+#define CHUNKED "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    {"chunk ext flag after value", CHUNKED "5;a=1;b\r\nhello\r\n0\r\n\r\n", "200", false,
+     "\r\nhello\r\n"},
+    {"chunk ext bws", CHUNKED "5 ;foo\r\nhello\r\n0 ; last\r\n\r\n", "200", false, "hello"},
+    {"chunk ext bws around =", CHUNKED "5\t; a = 1 ;b=\"q \\\" ;\"\r\nhello\r\n0\r\n\r\n", "200",
+     false, "hello"},
+    {"chunk ext two requests", CHUNKED "2;x=y\r\nhi\r\n0\r\n\r\n" CHUNKED "2;z\r\nho\r\n0\r\n\r\n",
+     "200,200", false, "ho"},
+    {"chunk ext empty", CHUNKED "5;\r\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk ext no name", CHUNKED "5;=x\r\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk ext empty value", CHUNKED "5;a=\r\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk ext open quote", CHUNKED "5;a=\"x\r\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk ext control", CHUNKED "5;a\x01\r\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk size bare lf", CHUNKED "5\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk size cr alone", CHUNKED "5\rXhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk size space inside", CHUNKED "5 5\r\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    /* CONNECT has no body for llhttp: its chunk lines are never read as one. */
+    {"connect chunked",
+     "CONNECT x:1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "5;a=1\r\nhello\r\n0\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
+     "404", true, NULL},
+    {"chunk ext bad on last chunk", CHUNKED "5\r\nhello\r\n0;a=\r\n\r\n", "400", true, NULL},
+    {"chunk size trailing space", CHUNKED "5 \r\nhello\r\n0\r\n\r\n", "400", true, NULL},
+    {"chunk size overflow", CHUNKED "10000000000000000\r\nhello\r\n0\r\n\r\n", "400", true, NULL},
     {"obs fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", "400", true, NULL},
     {"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", "400", true, NULL},
     {"no version", "GET /\r\n\r\n", "400", true, NULL},
-    {"te gzip then chunked", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked"
-                             "\r\n\r\n0\r\n\r\n",
+    {"te gzip then chunked",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked"
+     "\r\n\r\n0\r\n\r\n",
      "501", true, NULL},
     {"bad escape", "GET /plaintext%zz HTTP/1.1\r\nHost: a\r\n\r\n", "400", true, NULL},
     {"nul escape", "GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n", "400", true, NULL},
@@ -189,13 +222,13 @@ static void run_case(const struct parse_case *pc, size_t split)
     char st[128];
     char *out;
     collect(c, st, sizeof(st), &out);
-    cr_assert_str_eq(st, pc->statuses, "%s (split %zu): statuses %s, want %s\n%s", pc->name,
-                     split, st, pc->statuses, out);
+    cr_assert_str_eq(st, pc->statuses, "%s (split %zu): statuses %s, want %s\n%s", pc->name, split,
+                     st, pc->statuses, out);
     cr_assert_eq(c->close_after_send, pc->closes, "%s (split %zu): close %d", pc->name, split,
                  c->close_after_send);
     if (pc->body_has)
-        cr_assert_not_null(strstr(out, pc->body_has), "%s (split %zu): no '%s' in\n%s",
-                           pc->name, split, pc->body_has, out);
+        cr_assert_not_null(strstr(out, pc->body_has), "%s (split %zu): no '%s' in\n%s", pc->name,
+                           split, pc->body_has, out);
     free(out);
     conn_free(c);
 }
@@ -216,7 +249,8 @@ Test(request, table_split_at_every_offset)
 Test(request, idle_connection_holds_no_request_memory)
 {
     struct conn *c = conn_new();
-    const char *two = "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n";
+    const char *two =
+        "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /json HTTP/1.1\r\nHost: a\r\n\r\n";
     cr_assert_null(c->rx, "a new connection has no parse state");
     w.now_ms = 1000;
     request_parse(c, two, strlen(two));
@@ -302,4 +336,42 @@ Test(request, head_builder_length_is_exact)
     cr_assert_eq(response_head_write(&w, &bare, buf), n);
     cr_assert_null(memmem(buf, n, "Content-Length", 14));
     free(buf);
+}
+
+Test(request, chunk_size_lines)
+{
+    static const struct {
+        const char *line;
+        int rc;
+        uint64_t size;
+    } lines[] = {
+        {"0", 0, 0},
+        {"1a", 0, 26},
+        {"1A;x", 0, 26},
+        {"5;a=1;b", 0, 5},
+        {"5 ;foo", 0, 5},
+        {"5\t;\ta\t=\t\"v;\\\"\"", 0, 5},
+        {"5\t;\ta\t=\t\"v\"\t", -EINVAL, 0},
+        {"5 ", -EINVAL, 0},
+        {"5;a ", -EINVAL, 0},
+        {"7fffffffffffffff", 0, 0x7fffffffffffffffULL},
+        {"8000000000000000", -ERANGE, 0},
+        {"", -EINVAL, 0},
+        {";a", -EINVAL, 0},
+        {"5;", -EINVAL, 0},
+        {"5;a=", -EINVAL, 0},
+        {"5;a=\"", -EINVAL, 0},
+        {"5;a=\"x\\", -EINVAL, 0},
+        {"5;a b", -EINVAL, 0},
+        {"5;a=b c", -EINVAL, 0},
+        {"5x", -EINVAL, 0},
+        {"5;a@b", -EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        uint64_t size = 99;
+        int rc = request_chunk_line(lines[i].line, strlen(lines[i].line), &size);
+        cr_expect_eq(rc, lines[i].rc, "'%s': %d", lines[i].line, rc);
+        if (rc == 0)
+            cr_expect_eq(size, lines[i].size, "'%s'", lines[i].line);
+    }
 }
