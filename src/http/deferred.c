@@ -276,8 +276,8 @@ int cz_deferred_finish(cz_deferred *d)
     int rc = -EPIPE;
     if (!cz_deferred_gone(d)) {
         struct conn *c = d->c;
+        server_after_hooks(c->w->srv, &d->res); /* application code: before composing */
         output_defer_begin(c, d->seg);
-        server_after_hooks(c->w->srv, &d->res);
         if (d->res.failed) {
             rc = -ENOMEM;
             response_text(c, 503, d->res.head_only, d->res.close, NULL);

@@ -6,6 +6,7 @@
  * moves bytes restarts the send timer, so --send-timeout means "no progress
  * for this long", never "the whole body within this long".
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -100,8 +101,15 @@ struct out_engine {
 
 struct output_worker {
     struct pipe_slot pipes[PIPE_POOL];
-    bool zc_enabled;       /* SEND_ZC for cached bodies (--zerocopy; measured in auto) */
-    bool outq_unsupported; /* the kernel has no SIOCOUTQ uring_cmd */
+    /* Composing into a placeholder (output_defer_begin .. end or emit) is
+     * synchronous, so one connection at a time per worker: its queue is
+     * parked here meanwhile (not in every connection). */
+    struct conn *composing; /* the connection composing, or NULL */
+    struct outseg *saved_head, *saved_tail;
+    struct outseg *compose_prev; /* the memory segment just before the placeholder,
+                                  * whose free room takes the first bytes */
+    bool zc_enabled;             /* SEND_ZC for cached bodies (--zerocopy; measured in auto) */
+    bool outq_unsupported;       /* the kernel has no SIOCOUTQ uring_cmd */
     bool zc_probing;
     unsigned zc_probes, zc_copied;
 };
@@ -290,7 +298,9 @@ static void seg_link(struct conn *c, struct outseg *s, size_t cost)
 char *output_reserve(struct conn *c, size_t len)
 {
     struct output *o = &c->out;
-    struct outseg *t = o->tail ? o->tail : o->compose_prev;
+    struct output_worker *ow = c->w->out;
+    struct outseg *prev = ow->composing == c ? ow->compose_prev : NULL;
+    struct outseg *t = o->tail ? o->tail : prev;
     /* Appending after bytes an in-flight send covers is safe: the segment is
      * never moved, and the send's iovec length was fixed at submission. */
     if (t && t->kind == SEG_MEM && t->u.mem.cap - t->u.mem.len >= len) {
@@ -304,8 +314,8 @@ char *output_reserve(struct conn *c, size_t len)
      * double (up to STREAM_SEG_MAX), so pieces of any size pack densely;
      * one that keeps up stays on small ones. */
     size_t cap = len;
-    if (!o->tail && o->compose_prev && o->compose_prev->kind == SEG_MEM) {
-        size_t grow = (size_t)o->compose_prev->u.mem.cap * 2;
+    if (!o->tail && prev && prev->kind == SEG_MEM) {
+        size_t grow = (size_t)prev->u.mem.cap * 2;
         grow = grow < STREAM_SEG_MAX ? grow : STREAM_SEG_MAX;
         cap = grow > len ? grow : len;
     }
@@ -430,22 +440,26 @@ void output_defer_begin(struct conn *c, struct outseg *d)
     reqrec_enter(c->w, d->u.defer.rec);
     /* Appends go to an empty list for now; end splices it in d's place.  No
      * send can start meanwhile: flushing happens only at the end of a turn. */
-    o->saved_head = o->head;
-    o->saved_tail = o->tail;
+    /* No application code runs while composing, so composings never nest. */
+    assert(!c->w->out->composing);
+    c->w->out->composing = c;
+    c->w->out->saved_head = o->head;
+    c->w->out->saved_tail = o->tail;
     o->head = o->tail = NULL;
     /* A stream's pieces fill the room of the segment its last piece went
      * to (no half-empty segment per piece). */
-    o->compose_prev = d->u.defer.prev;
+    c->w->out->compose_prev = d->u.defer.prev;
 }
 
 void output_defer_end(struct conn *c, struct outseg *d)
 {
     struct output *o = &c->out;
     struct outseg *first = o->head, *last = o->tail;
-    o->head = o->saved_head;
-    o->tail = o->saved_tail;
-    o->saved_head = o->saved_tail = NULL;
-    o->compose_prev = NULL;
+    o->head = c->w->out->saved_head;
+    o->tail = c->w->out->saved_tail;
+    c->w->out->saved_head = c->w->out->saved_tail = NULL;
+    c->w->out->compose_prev = NULL;
+    c->w->out->composing = NULL;
     o->queued -= DEFER_COST;
     o->ndefer--;
     if (conn_closing(c)) {
@@ -467,9 +481,9 @@ void output_defer_emit(struct conn *c, struct outseg *d)
 {
     struct output *o = &c->out;
     struct outseg *first = o->head, *last = o->tail;
-    o->head = o->saved_head;
-    o->tail = o->saved_tail;
-    o->saved_head = o->saved_tail = NULL;
+    o->head = c->w->out->saved_head;
+    o->tail = c->w->out->saved_tail;
+    c->w->out->saved_head = c->w->out->saved_tail = NULL;
     if (conn_closing(c)) {
         while (first) {
             struct outseg *n = first->next;
@@ -484,7 +498,8 @@ void output_defer_emit(struct conn *c, struct outseg *d)
         last->next = d;
         d->u.defer.prev = last->kind == SEG_MEM ? last : NULL;
     }
-    o->compose_prev = NULL;
+    c->w->out->compose_prev = NULL;
+    c->w->out->composing = NULL;
     output_schedule(c);
     reqrec_suspend(c->w, d->u.defer.rec);
 }

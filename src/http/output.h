@@ -27,24 +27,21 @@ struct out_engine;
 /* Per-connection output state, embedded in struct conn; private to output.c. */
 struct output {
     struct outseg *head, *tail;
-    size_t queued;                          /* bytes (and placeholder costs) not yet sent */
-    struct out_file *files;                 /* open files named by queued segments */
-    struct out_engine *engine;              /* file transfer in progress, NULL if none */
-    void *send_ctx;                         /* iovecs of the in-flight sendmsg */
-    uint32_t ndefer;                        /* placeholders not yet filled */
-    struct outseg *saved_head, *saved_tail; /* the queue while composing into a placeholder */
-    struct outseg *compose_prev;            /* while composing: the memory segment just before the
-                                             * placeholder, whose free room takes the first bytes */
-    bool busy : 1;                          /* a send of the queue head is in flight */
-    bool zc_linked : 1;                     /* that send is a header linked to a SEND_ZC */
-    bool scheduled : 1;                     /* on the worker's flush list */
-    bool need_poll : 1;     /* a send found the socket full: wait for POLLOUT first */
-    bool progressed : 1;    /* bytes moved since the send timer last fired */
-    bool outq_known : 1;    /* last_outq holds a probe result */
-    uint8_t stalls;         /* send-timer periods in a row without progress */
-    uint32_t last_outq;     /* the socket's unacknowledged bytes at the last probe */
-    bool polling : 1;       /* the in-flight OP_SEND is that POLLOUT wait */
-    bool want_writable : 1; /* a stream waits for the queue to shrink */
+    size_t queued;             /* bytes (and placeholder costs) not yet sent */
+    struct out_file *files;    /* open files named by queued segments */
+    struct out_engine *engine; /* file transfer in progress, NULL if none */
+    void *send_ctx;            /* iovecs of the in-flight sendmsg */
+    uint32_t ndefer;           /* placeholders not yet filled */
+    uint32_t last_outq;        /* the socket's unacknowledged bytes at the last probe */
+    uint8_t stalls;            /* send-timer periods in a row without progress */
+    bool busy : 1;             /* a send of the queue head is in flight */
+    bool zc_linked : 1;        /* that send is a header linked to a SEND_ZC */
+    bool scheduled : 1;        /* on the worker's flush list */
+    bool need_poll : 1;        /* a send found the socket full: wait for POLLOUT first */
+    bool progressed : 1;       /* bytes moved since the send timer last fired */
+    bool outq_known : 1;       /* last_outq holds a probe result */
+    bool polling : 1;          /* the in-flight OP_SEND is that POLLOUT wait */
+    bool want_writable : 1;    /* a stream waits for the queue to shrink */
 };
 
 /* Worker-wide state: the pipe pool and the SEND_ZC decision. */

@@ -51,10 +51,13 @@ static void setup(void)
     for (struct route *r = srv->routes; r; r = r->next)
         cr_assert_eq(cz_router_add(w.router, r->method, r->pattern, r), 0);
     worker_update_date(&w);
+    char err[128];
+    cr_assert_eq(output_worker_init(&w, err, sizeof(err)), 0, "%s", err);
 }
 
 static void teardown(void)
 {
+    output_worker_free(&w);
     cz_router_destroy(w.router);
     cz_server_destroy(srv);
     catzilla_memory_thread_exit();
