@@ -48,7 +48,10 @@ static void finish(struct worker *w, struct req_rec *r)
     if (r->finished || r->log.status == 0)
         return;
     r->finished = true;
-    uint64_t now = metrics_now_ns();
+    /* The loop turn's clock, not a clock read per request (3.5 % of a
+     * pipelined load's CPU): durations have the turn's granularity, which
+     * is far below the histogram's first bound (100 us). */
+    uint64_t now = w->now_ns;
     r->log.duration_ns = now > r->start_ns ? now - r->start_ns : 0;
     count_status(&w->metrics, r->method, (uint16_t)r->log.status);
     count_latency(&w->metrics, r->log.duration_ns);

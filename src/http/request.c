@@ -446,7 +446,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static void split_target(struct cz_str t, struct cz_str *path, struct cz_str *query)
 {
     const char *p = t.ptr, *end = t.ptr + t.len;
-    size_t skip = t.len >= 7 && strncasecmp(p, "http://", 7) == 0    ? 7
+    bool origin = t.len > 0 && *p == '/'; /* the usual form: no scheme to look for */
+    size_t skip = origin                                             ? 0
+                  : t.len >= 7 && strncasecmp(p, "http://", 7) == 0  ? 7
                   : t.len >= 8 && strncasecmp(p, "https://", 8) == 0 ? 8
                                                                      : 0;
     bool absolute = skip > 0;

@@ -292,12 +292,19 @@ int cz_response_status(cz_response *res, int status)
     return 0;
 }
 
-static bool header_is_managed(const char *name)
+static bool header_is_managed(const char *name, size_t len)
 {
-    static const char *const managed[] = {"content-length", "date", "server", "connection",
-                                          "transfer-encoding"};
+    /* By length first: most names a handler sets match none of these. */
+    static const struct {
+        size_t len;
+        const char *name;
+    } managed[] = {{14, "content-length"},
+                   {4, "date"},
+                   {6, "server"},
+                   {10, "connection"},
+                   {17, "transfer-encoding"}};
     for (size_t i = 0; i < sizeof(managed) / sizeof(managed[0]); i++)
-        if (strcasecmp(name, managed[i]) == 0)
+        if (len == managed[i].len && strcasecmp(name, managed[i].name) == 0)
             return true;
     return false;
 }
@@ -321,9 +328,9 @@ int cz_response_header(cz_response *res, const char *name, const char *value)
     /* Header injection (CR/LF in a value) is refused, not passed on. */
     if (!header_text_ok(name, true) || !header_text_ok(value, false))
         return -EINVAL;
-    if (header_is_managed(name))
-        return -EPERM;
     size_t nl = strlen(name), vl = strlen(value);
+    if (header_is_managed(name, nl))
+        return -EPERM;
     if (grow(&res->hdr, &res->hdr_cap, res->hdr_len, nl + vl + 4, res->hdr_inline)) {
         res->failed = true;
         return -ENOMEM;
