@@ -456,7 +456,8 @@ static void split_target(struct cz_str t, struct cz_str *path, struct cz_str *qu
     if (absolute)
         while (p < end && *p != '/' && *p != '?')
             p++;
-    const char *q = memchr(p, '?', (size_t)(end - p));
+    size_t rest = t.len - (size_t)(p - t.ptr); /* skip <= t.len: never past end */
+    const char *q = memchr(p, '?', rest);
     *path = (struct cz_str){p, (size_t)((q ? q : end) - p)};
     if (absolute && path->len == 0)
         *path = (struct cz_str){"/", 1};
