@@ -316,14 +316,10 @@ static cz_stream *stream_start(cz_response *res, bool sized, unsigned long long 
         errno = EINVAL;
         return NULL;
     }
-    if (!d) {
-        server_after_hooks(res->conn->w->srv, res); /* while the request is there */
-        d = deferred_new(res);
-        if (!d)
-            return NULL;
-    } else {
-        server_after_hooks(res->conn->w->srv, res);
-    }
+    /* Before deferring: a handler's request is still there for the hooks. */
+    server_after_hooks(res->conn->w->srv, res);
+    if (!d && !(d = deferred_new(res)))
+        return NULL;
     d->stream = true;
     d->sized = sized;
     d->remaining = length;
@@ -349,11 +345,10 @@ static cz_stream *stream_start(cz_response *res, bool sized, unsigned long long 
     if (close)
         c->close_after_send = true;
     c->stream = d;
-    if (rc < 0) {
+    if (rc < 0)
         conn_close(c);
-    } else if (res->body_len > 0 && cz_stream_write((cz_stream *)d, res->body, res->body_len) < 0) {
-        /* the connection closed; writes will say so */
-    }
+    else if (res->body_len > 0) /* a failure closes the connection: later writes say so */
+        (void)cz_stream_write((cz_stream *)d, res->body, res->body_len);
     return (cz_stream *)d;
 }
 

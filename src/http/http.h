@@ -83,8 +83,7 @@ struct cz_request {
     struct cz_str path;   /* target without query, raw (not decoded) */
     struct cz_str query;
     struct cz_str body;
-    uint64_t content_length; /* announced (F_CONTENT_LENGTH), for cz_request_content_length */
-    uint8_t http_minor;      /* 0 or 1 */
+    uint8_t http_minor; /* 0 or 1 */
     bool keep_alive;
     bool head; /* answer without a body */
     struct cz_route_match match;
@@ -132,11 +131,11 @@ struct conn_rx {
     const char *parse_base; /* start of the buffer being parsed */
     char *body;
     size_t body_len, body_cap;
-    int error_status;            /* set by a callback that rejects the request */
-    uint64_t content_length;     /* as announced (llhttp's own counts down) */
-    bool at_chunk_line;            /* a chunk-size line comes next (request_parse reads it) */
-    bool chunk_nonzero;            /* the chunk being read has data */
-    char *chunk_line;              /* a chunk-size line split across buffers, so far */
+    int error_status;        /* set by a callback that rejects the request */
+    uint64_t content_length; /* as announced (llhttp's own counts down) */
+    bool at_chunk_line;      /* a chunk-size line comes next (request_parse reads it) */
+    bool chunk_nonzero;      /* the chunk being read has data */
+    char *chunk_line;        /* a chunk-size line split across buffers, so far */
     uint32_t chunk_line_len;
     bool stream_route;           /* its route reads the body as a stream */
     bool streamed;               /* dispatched: the rest of the body goes to sink */

@@ -88,7 +88,7 @@ long long cz_request_content_length(const cz_request *req)
     const llhttp_t *p = &req->conn->rx->parser;
     if (p->flags & F_CHUNKED)
         return -1;
-    return (p->flags & F_CONTENT_LENGTH) ? (long long)req->content_length : 0;
+    return (p->flags & F_CONTENT_LENGTH) ? (long long)req->conn->rx->content_length : 0;
 }
 
 static int scratch_append(struct conn *c, const char *at, size_t len)
@@ -476,7 +476,6 @@ static void request_build(struct conn *c, llhttp_t *p, struct cz_request *req)
     req->target = (struct cz_str){c->rx->scratch, c->rx->url_len};
     split_target(req->target, &req->path, &req->query);
     req->body = (struct cz_str){c->rx->body ? c->rx->body : "", c->rx->body_len};
-    req->content_length = c->rx->content_length;
     req->http_minor = p->http_minor;
     c->http10 = p->http_minor == 0;
     req->head = req->method == CZ_METHOD_HEAD;
