@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers for bench/run.sh: servers, wrk, parsing, RSS. Sourced, not run.
-# Globals used: BENCH_DIR ROOT WORK DOCROOT RAW CATZILLA_BIN CATZILLA_EXTRA_ARGS
+# Globals used: BENCH_DIR ROOT WORK DOCROOT RAW CATZILLA_BIN CATZILLA_EXTRA_ARGS CEILING_BIN
+# CEILING_BODY
 
 # ---------------------------------------------------------------- misc
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -217,6 +218,12 @@ start_server() {
             -e "s|@ACCESS_LOG@|${H2O_ACCESS_LOG:+access-log: ${H2O_ACCESS_LOG}}|g" \
             "${BENCH_DIR}/conf/h2o.conf.in" >"${rundir}/h2o.conf"
         taskset -c "${cpus}" h2o -c "${rundir}/h2o.conf" >"${rundir}/out.log" 2>&1 &
+        ;;
+    ceiling)
+        # bench/ceiling.c: one thread answering every request with CEILING_BODY's bytes
+        [ "${threads}" -eq 1 ] || die "the ceiling responder has one thread"
+        taskset -c "${cpus}" "${CEILING_BIN}" "${port}" "${CEILING_BODY:-${DOCROOT}/19b.txt}" \
+            >"${rundir}/out.log" 2>&1 &
         ;;
     *) die "unknown server ${name}" ;;
     esac

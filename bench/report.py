@@ -10,9 +10,11 @@ import statistics
 import subprocess
 import sys
 
-SERVERS = ["catzilla", "nginx", "h2o"]
+SERVERS = ["catzilla", "nginx", "h2o", "ceiling"]
 PEERS = ["nginx", "h2o"]
-COLORS = {"catzilla": "#d9480f", "nginx": "#2b8a3e", "h2o": "#1864ab"}
+# bench/ceiling.c: not a peer but this machine's limit for a fixed answer (see bench/README.md)
+CEILING = "ceiling"
+COLORS = {"catzilla": "#d9480f", "nginx": "#2b8a3e", "h2o": "#1864ab", "ceiling": "#868e96"}
 # the throughput scenarios, in report order (the scaling row is added with its CPUs)
 SCENARIOS = [
     ("plaintext", "/plaintext, keep-alive, 64 conns"),
@@ -20,6 +22,8 @@ SCENARIOS = [
     ("file19", "19 B file, 64 conns"),
     ("file16k", "16 KiB file, 64 conns"),
     ("file1m", "1 MiB file, 16 conns"),
+    ("conns1k", "/plaintext, keep-alive, 1,000 conns"),
+    ("conns10k", "/plaintext, keep-alive, 10,000 conns"),
 ]
 # disturbed runs leave the medians only while at least this many undisturbed runs remain
 MIN_CLEAN_RUNS = 2
@@ -90,6 +94,12 @@ def advantage(values, better):
     return best / cz, PEERS[[values.get(p) for p in PEERS].index(best)]
 
 
+def of_ceiling(values):
+    """catzilla as a share of the ceiling responder's figure."""
+    cz, ce = values.get("catzilla", math.nan), values.get(CEILING, math.nan)
+    return cz / ce if not math.isnan(cz) and not math.isnan(ce) and ce else math.nan
+
+
 def numeric_leaves(obj, prefix=""):
     out = {}
     if isinstance(obj, dict):
@@ -111,6 +121,7 @@ def main():
                 env[k] = v
 
     runs = read_csv(os.path.join(raw, "runs.csv"))
+    lat = read_csv(os.path.join(raw, "latency.csv"))
     idle = read_csv(os.path.join(raw, "idle.csv"))
     mem = read_csv(os.path.join(raw, "memory.csv"))
 
@@ -161,6 +172,25 @@ def main():
                 problems.append(f"round {r['round']} idle {srv}: {r['conns_failed']} connections failed, "
                                 f"{r['closed_by_server']} closed by the server while idle")
 
+    lat_med = {}   # server -> {field: median over its undisturbed runs}
+    lat_fields = ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "busy_pct", "achieved_rps")
+    for srv in SERVERS:
+        rows_ = [r for r in lat if r["server"] == srv and not math.isnan(num(r["p50_us"]))]
+        clean = [r for r in rows_ if r.get("disturbed") != "1"]
+        used = clean if len(clean) >= MIN_CLEAN_RUNS else rows_
+        if used:
+            lat_med[srv] = {f: median([num(r[f]) for r in used]) for f in lat_fields}
+            lat_med[srv]["runs"] = used
+        for r in lat:
+            if r["server"] != srv:
+                continue
+            if math.isnan(num(r["p50_us"])):
+                problems.append(f"round {r['round']} latency {srv}: no result")
+            elif num(r["errors"]) > 0:
+                problems.append(f"round {r['round']} latency {srv}: {r['errors']} errors")
+            if r.get("disturbed") == "1":
+                problems.append(f"round {r['round']} latency {srv}: disturbed (steal {r['steal_pct']} %)")
+
     # ------------------------------------------------------------ summary rows
     def vals(scen, field, scale=1.0):
         return {s: med[(scen, s)][field] * scale for s in SERVERS if (scen, s) in med}
@@ -205,6 +235,14 @@ def main():
         factor = {s: sc[s] / one[s] for s in sc if s in one and one[s]}
         if factor:
             rows.append((f"scaling: {workers} workers ÷ 1 worker", "×", "higher", "x", factor))
+    for field, what in (("req_per_busy_s", "requests per busy CPU-second"),):
+        flat = {}
+        for srv in SERVERS:
+            a, b = med.get(("plaintext", srv)), med.get(("conns10k", srv))
+            if a and b and a[field] and not math.isnan(a[field]) and not math.isnan(b[field]):
+                flat[srv] = b[field] / a[field]
+        if flat:
+            rows.append((f"{what}, 10,000 conns ÷ 64 conns", "×", "higher", "x", flat))
     if idle_med:
         n = env.get("idle_conns", "10000")
         rows.append((f"RSS with {int(float(n)):,} idle keep-alive conns", "MiB", "lower", "mib",
@@ -212,16 +250,18 @@ def main():
         rows.append(("RSS per idle connection", "KiB", "lower", "kib",
                      {s: idle_med[s]["per_kib"] for s in idle_med}))
 
-    present = [s for s in SERVERS if any(k[1] == s for k in med) or s in idle_med] or SERVERS
+    present = [s for s in SERVERS if any(k[1] == s for k in med) or s in idle_med or s in lat_med] or SERVERS
     thr_rows = [(label, unit, "higher", "int", v)
                 for _, field, unit, _, _ in tables for _, label, v in throughput_rows(field)]
     with open(os.path.join(results, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["scenario", "unit", "better", *present, "catzilla_vs_best_peer"])
+        w.writerow(["scenario", "unit", "better", *present, "catzilla_vs_best_peer", "catzilla_of_ceiling"])
         for label, unit, better, kind, v in thr_rows + rows:
             adv, _ = advantage(v, better)
+            ceil = of_ceiling(v) if unit.startswith("req") else math.nan
             w.writerow([label, unit, better, *[("" if math.isnan(v.get(s, math.nan)) else f"{v[s]:.6g}")
-                                               for s in present], "" if math.isnan(adv) else f"{adv:.4f}"])
+                                               for s in present], "" if math.isnan(adv) else f"{adv:.4f}",
+                        "" if math.isnan(ceil) else f"{ceil:.4f}"])
 
     # ------------------------------------------------------------ memory headline
     mem_rows = {}
@@ -252,7 +292,7 @@ def main():
     # ------------------------------------------------------------ charts
     charts = []
     if shutil.which("gnuplot"):
-        charts = make_charts(raw, results, present, med, idle_med, mem_rows, env)
+        charts = make_charts(raw, results, present, med, idle_med, mem_rows, env, lat_med)
 
     # ------------------------------------------------------------ markdown
     def cell(m, field, extra):
@@ -278,20 +318,49 @@ def main():
     L.append("The last column is catzilla's factor against the better of nginx and h2o for that row: "
              "above 1.00× catzilla is ahead (for throughput catzilla ÷ best peer; for latency and memory "
              "best peer ÷ catzilla).\n")
+    has_ceiling = CEILING in present
     for title, field, unit, extra, intro in tables:
         body = []
         for scen, label, v in throughput_rows(field):
             adv, who = advantage(v, "higher")
             body.append(f"| {label} | " + " | ".join(cell(med.get((scen, s)), field, extra) for s in present)
-                        + " | " + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
+                        + " | " + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |"
+                        + (f" {fmt(of_ceiling(v), 'pct')} |" if has_ceiling else ""))
         if body:
             L.append(f"## {title}\n")
             L.append(f"{intro} Median over the rounds (disturbed runs left out, see below), "
                      "(min–max) across the runs it is taken from where there are several.\n")
-            L.append(f"| scenario ({unit}) | " + " | ".join(present) + " | catzilla vs best peer |")
-            L.append("|---|" + "---:|" * len(present) + "---:|")
+            L.append(f"| scenario ({unit}) | " + " | ".join(present) + " | catzilla vs best peer |"
+                     + (" catzilla of ceiling |" if has_ceiling else ""))
+            L.append("|---|" + "---:|" * len(present) + "---:|" + ("---:|" if has_ceiling else ""))
             L.extend(body)
             L.append("")
+    if has_ceiling:
+        L.append("`ceiling` is `bench/ceiling.c`: one io_uring thread that answers every request with the "
+                 "same fixed bytes (the scenario's body) and does nothing else (no parsing, no headers read, "
+                 "no Date, no limits or timeouts): what this machine's kernel and loopback allow a server "
+                 "on one core. \"catzilla of ceiling\" is catzilla's figure as a share of it. It is not a peer "
+                 "and takes no part in the \"best peer\" column.\n")
+    if lat_med:
+        L.append("## Latency at a fixed rate\n")
+        L.append(f"`bench/ratelat.c` offers {int(float(env.get('latency_rate', 0))):,} GET /plaintext per "
+                 f"second over {env.get('latency_conns', '?')} keep-alive connections, request k due at "
+                 "start + k ÷ rate whatever came before (open loop). Latency runs from when a request was "
+                 "due, so a stall is charged to every request that waited behind it. Medians over the "
+                 "rounds of each percentile, in µs; the busy row is the server CPU's busy share at this "
+                 "rate (lower: less work per request).\n")
+        lp = [s for s in present if s in lat_med]
+        L.append("| | " + " | ".join(lp) + " | catzilla vs best peer |")
+        L.append("|---|" + "---:|" * len(lp) + "---:|")
+        for f, label, kind in (("achieved_rps", "answered req/s", "int"), ("p50_us", "p50", "int"),
+                               ("p90_us", "p90", "int"), ("p99_us", "p99", "int"),
+                               ("p999_us", "p99.9", "int"), ("max_us", "max", "int"),
+                               ("busy_pct", "server CPU busy (%)", "percent")):
+            v = {s: lat_med[s][f] for s in lp}
+            adv, who = advantage(v, "higher" if f == "achieved_rps" else "lower")
+            L.append(f"| {label} | " + " | ".join(fmt(v[s], kind) for s in lp) + " | "
+                     + (f"{fmt(adv, 'x')} ({who})" if who else "n/a") + " |")
+        L.append("")
     measured = [r for r in runs if not math.isnan(num(r["rps"]))]
     if measured:
         if any(m["disturbed"] for m in med.values()):
@@ -367,8 +436,8 @@ def main():
     L.append("- On 2 CPUs one wrk thread on one core can be the bottleneck for small non-pipelined "
              "requests: when several servers reach about the same req/s, look at their busy share and "
              "requests per busy CPU-second. The pipelined row shows more of the servers' own cost.")
-    L.append("- Latency rows come from the saturating /plaintext run (wrk --latency; wrk has no fixed rate), "
-             "so they are latencies under full load, not at a light load.")
+    L.append("- The latency p50/p99 rows of \"Other figures\" come from the saturating /plaintext run "
+             "(wrk --latency): latencies under full load. \"Latency at a fixed rate\" is the light-load view.")
     L.append(f"- The scaling row runs {env.get('scale_threads', '2')} workers on CPUs "
              f"{env.get('scale_server_cpus', '?')} with wrk on CPUs {env.get('scale_client_cpus', '?')}: "
              "on a 2-CPU machine the client shares the server's cores, so this measures how well each "
@@ -390,14 +459,14 @@ def main():
              "(not committed). Reproduce: `make bench` (see bench/README.md).")
     with open(os.path.join(results, "latest.md"), "w") as f:
         f.write("\n".join(L) + "\n")
-    for name in ("runs.csv", "idle.csv"):
+    for name in ("runs.csv", "idle.csv", "latency.csv"):
         src = os.path.join(raw, name)
         if os.path.exists(src):
             shutil.copyfile(src, os.path.join(results, name))
     print("\n".join(L))
 
 
-def make_charts(raw, results, present, med, idle_med, mem_rows, env):
+def make_charts(raw, results, present, med, idle_med, mem_rows, env, lat_med):
     charts = []
     term = 'set terminal pngcairo size 960,480 enhanced font "sans,11"\n'
     style = ("set style data histogram\nset style histogram clustered gap 1\n"
@@ -415,40 +484,64 @@ def make_charts(raw, results, present, med, idle_med, mem_rows, env):
     def val(x):
         return "?" if x is None or math.isnan(x) else f"{x:.6g}"
 
-    # throughput relative to the best server per scenario
-    scen = [("plaintext", "plaintext"), ("pipelined", "pipelined x16"), ("file19", "19 B file"),
-            ("file16k", "16 KiB file"), ("file1m", "1 MiB file"),
-            ("scaling", f"{env.get('scale_threads', '2')} workers")]
-    dat = os.path.join(raw, "throughput.dat")
-    lines = []
-    for key, label in scen:
-        v = {s: med[(key, s)]["rps"] for s in present if (key, s) in med}
-        best = max([x for x in v.values() if not math.isnan(x)], default=math.nan)
-        if math.isnan(best) or best == 0:
-            continue
-        lines.append(f'"{label}" ' + " ".join(val(100 * v.get(s, math.nan) / best) for s in present))
-    if lines:
-        open(dat, "w").write("\n".join(lines) + "\n")
+    # throughput: absolute requests per busy CPU-second (wrk req/s where there is no busy figure),
+    # one panel per scenario, the bar at the median and the whisker from the lowest to the highest round
+    panels = []
+    for key, label in SCENARIOS:
+        lines = []
+        for s in present:
+            m = med.get((key, s))
+            if not m:
+                continue
+            field = "req_per_busy_s" if not math.isnan(m["req_per_busy_s"]) else "rps"
+            lo, hi = spread(m["runs"], field)
+            color = int(COLORS.get(s, "#888888")[1:], 16)
+            lines.append(f'"{s}" {val(m[field])} {val(lo)} {val(hi)} {color}')
+        if lines:
+            dat = os.path.join(raw, f"thr-{key}.dat")
+            open(dat, "w").write("\n".join(lines) + "\n")
+            panels.append((label, dat))
+    if panels:
         out = os.path.join(results, "throughput.png")
-        gp = (term + f"set output '{out}'\n" + style
-              + "set title 'Throughput relative to the fastest server per scenario (medians; 100 = fastest)'\n"
-              + "set ylabel '% of fastest'\nset yrange [0:115]\n" + plot_cmd(dat, present))
+        cols = min(4, len(panels))
+        rows_n = (len(panels) + cols - 1) // cols
+        gp = (term.replace("960,480", f"{330 * cols},{300 * rows_n}") + f"set output '{out}'\n"
+              + f"set multiplot layout {rows_n},{cols} title 'Requests per busy CPU-second "
+              + "(median; whiskers: min to max round)'\n"
+              + "set style fill solid 0.9 border -1\nset boxwidth 0.7\nset grid ytics\nset key off\n"
+              + "set yrange [0:*]\nset format y '%.0s%c'\nset xtics font ',9'\nset title font ',10'\n")
+        for label, dat in panels:
+            gp += (f"set title '{label}'\n"
+                   f"plot '{dat}' using 0:2:5:xtic(1) with boxes lc rgb variable, "
+                   f"'' using 0:2:3:4 with yerrorbars lc rgb 'black' pt 7 ps 0\n")
+        gp += "unset multiplot\n"
         if run_gnuplot(raw, "throughput.gp", gp):
-            charts.append(("throughput.png", "relative throughput"))
+            charts.append(("throughput.png", "requests per busy CPU-second"))
 
-    # latency
+    # latency: at the fixed rate when there is that run, else at saturation (wrk)
     lines = []
-    for field, label in (("p50_us", "p50"), ("p99_us", "p99")):
-        v = {s: med[("plaintext", s)][field] / 1000 for s in present if ("plaintext", s) in med}
-        if v:
-            lines.append(f'"{label}" ' + " ".join(val(v.get(s, math.nan)) for s in present))
+    lat_med = lat_med or {}
+    if lat_med:
+        lp = [s for s in present if s in lat_med]
+        for field, label in (("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+            lines.append(f'"{label}" ' + " ".join(val(lat_med[s][field] / 1000) for s in lp))
+        title = (f"Latency at {int(float(env.get('latency_rate', 0))):,} req/s offered, "
+                 "/plaintext, one worker (lower is better)")
+        extra = "set logscale y\nset yrange [*:*]\n"
+    else:
+        lp = present
+        for field, label in (("p50_us", "p50"), ("p99_us", "p99")):
+            v = {s: med[("plaintext", s)][field] / 1000 for s in lp if ("plaintext", s) in med}
+            if v:
+                lines.append(f'"{label}" ' + " ".join(val(v.get(s, math.nan)) for s in lp))
+        title = "Latency under load: /plaintext, 64 connections, one worker (lower is better)"
+        extra = ""
     if lines:
         dat = os.path.join(raw, "latency.dat")
         open(dat, "w").write("\n".join(lines) + "\n")
         out = os.path.join(results, "latency.png")
-        gp = (term + f"set output '{out}'\n" + style
-              + "set title 'Latency under load: /plaintext, 64 connections, one worker (lower is better)'\n"
-              + "set ylabel 'ms'\n" + plot_cmd(dat, present))
+        gp = (term + f"set output '{out}'\n" + style + extra
+              + f"set title '{title}'\n" + "set ylabel 'ms'\n" + plot_cmd(dat, lp))
         if run_gnuplot(raw, "latency.gp", gp):
             charts.append(("latency.png", "latency"))
 

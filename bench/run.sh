@@ -3,16 +3,18 @@
 # client, one server worker pinned to one CPU and wrk pinned to another, servers alternated
 # within each round, medians over rounds. See bench/README.md for the method.
 #
-#   bench/run.sh [--rounds N] [--duration S] [--quick] [--servers "catzilla nginx h2o"]
+#   bench/run.sh [--rounds N] [--duration S] [--quick] [--servers "catzilla nginx h2o ceiling"]
 #                [--only LIST] [--no-deps] [--no-build]
 #   make bench BENCH_ARGS="--quick"
 #
 #   --rounds N      rounds (default 3); each round runs every server once per scenario
 #   --duration S    seconds per wrk run (default 10); each run has a 1 s warm-up before it
 #   --quick         1 round of 3 s runs
-#   --servers LIST  subset of "catzilla nginx h2o"
+#   --servers LIST  subset of "catzilla nginx h2o ceiling"; ceiling is bench/ceiling.c, the least
+#                   work an io_uring server can do (a fixed answer), run for the one-worker rows
 #   --only LIST     comma-separated subset of scenarios:
-#                   plaintext,pipelined,file19,file16k,file1m,scaling,idle,memory
+#                   plaintext,pipelined,file19,file16k,file1m,conns1k,conns10k,latency,scaling,
+#                   idle,memory
 #   --no-deps       do not run scripts/deps.sh bench
 #   --no-build      do not run make (use the binaries as they are)
 #
@@ -23,6 +25,8 @@
 #   SCALE_THREADS=2        server workers in the scaling run
 #   SCALE_SERVER_CPUS=0,1  CPUs for the scaling run's server
 #   SCALE_CLIENT_CPUS=0,1  CPUs for the scaling run's wrk (shared with the server by default)
+#   LATENCY_RATE=30000     offered req/s of the fixed-rate latency run (below every server's
+#                          saturation), LATENCY_CONNS=64
 # Other environment: IDLE_CONNS=10000, PORT_BASE=18480, CATZILLA_BIN, CATZILLA_LIBC_BIN,
 #   CATZILLA_EXTRA_ARGS (extra catzilla flags), RESULTS_DIR (default bench/results).
 #
@@ -41,8 +45,8 @@ WARMUP=${WARMUP:-1}
 # a run is "disturbed" when steal, or CPU that other processes took on the server's CPUs,
 # exceeds this many % (the report leaves such runs out of its medians when it can)
 DISTURBED_PCT=10
-SERVERS="catzilla nginx h2o"
-ONLY="plaintext,pipelined,file19,file16k,file1m,scaling,idle,memory"
+SERVERS="catzilla nginx h2o ceiling"
+ONLY="plaintext,pipelined,file19,file16k,file1m,conns1k,conns10k,latency,scaling,idle,memory"
 DEPS=1
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -72,6 +76,8 @@ SCALE_THREADS=${SCALE_THREADS:-2}
 SCALE_SERVER_CPUS=${SCALE_SERVER_CPUS:-0,1}
 SCALE_CLIENT_CPUS=${SCALE_CLIENT_CPUS:-${SCALE_SERVER_CPUS}}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+LATENCY_RATE=${LATENCY_RATE:-30000}
+LATENCY_CONNS=${LATENCY_CONNS:-64}
 PORT_BASE=${PORT_BASE:-18480}
 CATZILLA_BIN=${CATZILLA_BIN:-${ROOT}/build/catzilla}
 CATZILLA_LIBC_BIN=${CATZILLA_LIBC_BIN:-${ROOT}/build/libc/catzilla}
@@ -85,6 +91,7 @@ port_of() {
     case "$1" in
     catzilla) echo $((PORT_BASE + 1)) ;; nginx) echo $((PORT_BASE + 2)) ;;
     h2o) echo $((PORT_BASE + 3)) ;; catzilla-libc) echo $((PORT_BASE + 4)) ;;
+    ceiling) echo $((PORT_BASE + 5)) ;;
     esac
 }
 
@@ -129,10 +136,16 @@ if has_server catzilla; then
     fi
     [ -x "${CATZILLA_LIBC_BIN}" ] && HAVE_LIBC=1
 fi
+cc -O2 -o "${WORK}/idleconns" "${BENCH_DIR}/idleconns.c" || die "cannot build bench/idleconns.c"
+cc -O2 -o "${WORK}/ratelat" "${BENCH_DIR}/ratelat.c" -lm || die "cannot build bench/ratelat.c"
+CEILING_BIN="${WORK}/ceiling"
+if has_server ceiling && ! cc -O2 -o "${CEILING_BIN}" "${BENCH_DIR}/ceiling.c" -luring; then
+    log "warning: cannot build bench/ceiling.c (liburing-dev): no ceiling figures"
+    SERVERS=$(printf '%s\n' "${SERVERS}" | sed 's/ceiling//')
+fi
 read -r -a SERVER_LIST <<<"${SERVERS}"
 [ "${#SERVER_LIST[@]}" -ge 1 ] || die "no server to benchmark"
 
-cc -O2 -o "${WORK}/idleconns" "${BENCH_DIR}/idleconns.c" || die "cannot build bench/idleconns.c"
 make_docroot "${DOCROOT}"
 mkdir -p "${RAW}"
 
@@ -149,9 +162,11 @@ CLK_TCK=$(getconf CLK_TCK)
 RUNS_CSV="${RAW}/runs.csv"
 IDLE_CSV="${RAW}/idle.csv"
 MEM_CSV="${RAW}/memory.csv"
+LAT_CSV="${RAW}/latency.csv"
 echo "round,scenario,server,threads,conns,requests,rps,bytes_per_sec,p50_us,p99_us,non2xx,socket_errors,server_cpu_pct,foreign_cpu_pct,busy_cpu_s,busy_pct,irq_pct,steal_pct,req_per_busy_s,disturbed" >"${RUNS_CSV}"
 echo "round,server,conns_ok,conns_failed,closed_by_server,rss_before_kib,rss_after_kib" >"${IDLE_CSV}"
 echo "round,build,rss_start_kib,rss_after_load_kib,stats_file" >"${MEM_CSV}"
+echo "round,server,offered_rps,conns,achieved_rps,completed,errors,late,p50_us,p90_us,p99_us,p999_us,max_us,busy_pct,steal_pct,disturbed" >"${LAT_CSV}"
 
 # Facts about this run, for the report.
 {
@@ -176,6 +191,8 @@ echo "round,build,rss_start_kib,rss_after_load_kib,stats_file" >"${MEM_CSV}"
     echo "scale_server_cpus=${SCALE_SERVER_CPUS}"
     echo "scale_client_cpus=${SCALE_CLIENT_CPUS}"
     echo "idle_conns=${IDLE_CONNS}"
+    echo "latency_rate=${LATENCY_RATE}"
+    echo "latency_conns=${LATENCY_CONNS}"
     echo "disturbed_pct=${DISTURBED_PCT}"
     echo "servers=${SERVERS}"
 } >"${RAW}/env.txt"
@@ -189,6 +206,8 @@ measure() {
     local reqs rps bps p50 p99 n2 se cpu other busy bpct irq steal per dist
     port=$(port_of "${srv}")
     out="${RAW}/r${round}-${scen}-${srv}.txt"
+    CEILING_BODY="${DOCROOT}${path}"
+    [ "${path}" = /plaintext ] && CEILING_BODY="${DOCROOT}/plaintext.txt"
     if ! start_server "${srv}" "${port}" "${scpus}" "${threads}"; then
         echo "${round},${scen},${srv},${threads},${conns},nan,nan,nan,nan,nan,0,0,nan,nan,nan,nan,nan,nan,nan,0" >>"${RUNS_CSV}"
         return 0
@@ -233,6 +252,37 @@ measure() {
         "${round}" "${scen}" "${srv}" "${rps}" "${bps}" "${p50}" "${p99}" "${n2}" "${se}" \
         "${per}" "${bpct}" "${steal}" "${cpu}" "${other}" "${irq}" \
         "$([ "${dist}" -eq 1 ] && echo ' DISTURBED')")"
+}
+
+# latency_run ROUND SERVER: bench/ratelat.c offers LATENCY_RATE req/s of GET /plaintext over
+# LATENCY_CONNS connections for DURATION s (after 1 s not counted); latency from when each
+# request was due, and the server CPU's busy share at that rate
+latency_run() {
+    local round=$1 srv=$2 port out u0 i0 x0 a0 u1 i1 x1 a1 busy steal dist
+    port=$(port_of "${srv}")
+    out="${RAW}/r${round}-latency-${srv}.txt"
+    CEILING_BODY="${DOCROOT}/plaintext.txt"
+    if ! start_server "${srv}" "${port}" "${SERVER_CPUS}" 1; then
+        echo "${round},${srv},${LATENCY_RATE},${LATENCY_CONNS},nan,nan,nan,nan,nan,nan,nan,nan,nan,nan,nan,0" >>"${LAT_CSV}"
+        return 0
+    fi
+    read -r u0 i0 x0 a0 <<<"$(cpu_ticks "${SERVER_CPUS}")"
+    taskset -c "${CLIENT_CPUS}" "${WORK}/ratelat" 127.0.0.1 "${port}" /plaintext "${LATENCY_RATE}" \
+        "${LATENCY_CONNS}" "${DURATION}" 1 >"${out}" 2>&1 || true
+    read -r u1 i1 x1 a1 <<<"$(cpu_ticks "${SERVER_CPUS}")"
+    stop_server
+    read -r busy steal dist <<<"$(awk -v u="$((u1 - u0 + i1 - i0))" -v st="$((x1 - x0))" \
+        -v tot="$((a1 - a0))" -v lim="${DISTURBED_PCT}" 'BEGIN {
+            s = (tot > 0 ? 100 / tot : 0)
+            printf "%.1f %.1f %d\n", u * s, st * s, (st * s > lim) }')"
+    local k v row=""
+    for k in achieved_rps completed errors late p50_us p90_us p99_us p999_us max_us; do
+        v=$(awk -F= -v k="$k" '$1 == k { print $2 }' "${out}")
+        row="${row},${v:-nan}"
+    done
+    echo "${round},${srv},${LATENCY_RATE},${LATENCY_CONNS}${row},${busy},${steal},${dist}" >>"${LAT_CSV}"
+    log "$(printf 'r%s latency    %-9s %s req/s offered: %s | busy %s%% steal %s%%' "${round}" "${srv}" \
+        "${LATENCY_RATE}" "$(tr '\n' ' ' <"${out}")" "${busy}" "${steal}")"
 }
 
 # idle_rss ROUND SERVER: RSS before/after IDLE_CONNS idle keep-alive connections
@@ -334,10 +384,21 @@ for ((round = 1; round <= ROUNDS; round++)); do
         only file1m && measure "${round}" file1m "${srv}" 1 "${SERVER_CPUS}" "${CLIENT_CPUS}" "${WRK_THREADS}" 16 /1m.bin
     done
     for srv in "${order[@]}"; do
+        only conns1k && measure "${round}" conns1k "${srv}" 1 "${SERVER_CPUS}" "${CLIENT_CPUS}" "${WRK_THREADS}" 1000 /plaintext
+    done
+    for srv in "${order[@]}"; do
+        only conns10k && measure "${round}" conns10k "${srv}" 1 "${SERVER_CPUS}" "${CLIENT_CPUS}" "${WRK_THREADS}" 10000 /plaintext
+    done
+    for srv in "${order[@]}"; do
+        only latency && latency_run "${round}" "${srv}"
+    done
+    for srv in "${order[@]}"; do
+        [ "${srv}" = ceiling ] && continue   # one thread, and not a server to keep connections
         only scaling && measure "${round}" scaling "${srv}" "${SCALE_THREADS}" "${SCALE_SERVER_CPUS}" \
             "${SCALE_CLIENT_CPUS}" "$(cpu_count "${SCALE_CLIENT_CPUS}")" 64 /plaintext
     done
     for srv in "${order[@]}"; do
+        [ "${srv}" = ceiling ] && continue
         only idle && idle_rss "${round}" "${srv}"
     done
     if only memory && has_server catzilla; then
