@@ -25,6 +25,7 @@
  * responses lands in one buffer and goes out in one send. */
 #define SEG_MIN_CAP (8 * 1024 - 32)
 #define STREAM_SEG_MAX (64 * 1024 - 64)
+#define CACHED_COPY_MAX 2048 /* cached bodies up to this size are copied */
 #define SEND_MAX_IOV 32
 /* What an unfilled placeholder counts against --max-output-queue: enough
  * that a pipelined flood of deferred requests pauses reading long before it
@@ -342,6 +343,11 @@ int output_append_cached(struct conn *c, struct cz_cache_entry *e, uint64_t off,
 {
     if (len == 0)
         return 0;
+    /* A small body is cheaper copied next to its head than referenced: no
+     * segment of its own, no cache reference, and one plain send instead of
+     * a sendmsg with its context. */
+    if (len <= CACHED_COPY_MAX)
+        return output_append(c, e->data + off, len);
     struct outseg *s = seg_new(SEG_CACHED);
     if (!s)
         return -ENOMEM;
