@@ -25,6 +25,8 @@ SCENARIOS = [
     ("conns1k", "/plaintext, keep-alive, 1,000 conns"),
     ("conns10k", "/plaintext, keep-alive, 10,000 conns"),
 ]
+# issue 13's targets: catzilla's requests per busy CPU-second against the better peer's
+TARGETS = [("plaintext", 1.5), ("pipelined", 8.0), ("file19", 1.5), ("file16k", 1.4), ("file1m", 1.2)]
 # disturbed runs leave the medians only while at least this many undisturbed runs remain
 MIN_CLEAN_RUNS = 2
 
@@ -341,6 +343,34 @@ def main():
                  "no Date, no limits or timeouts): what this machine's kernel and loopback allow a server "
                  "on one core. \"catzilla of ceiling\" is catzilla's figure as a share of it. It is not a peer "
                  "and takes no part in the \"best peer\" column.\n")
+    target_rows = []
+    for scen, goal in TARGETS:
+        v = vals(scen, "req_per_busy_s")
+        adv, who = advantage(v, "higher")
+        if not who:
+            continue
+        ce = v.get(CEILING, math.nan)
+        reach = ce / v[who] if not math.isnan(ce) and v[who] else math.nan
+        if adv >= goal:
+            verdict = "met"
+        elif not math.isnan(reach) and reach < goal:
+            verdict = (f"beyond this machine: the ceiling itself is {fmt(reach, 'x')} {who}; catzilla "
+                       f"reaches {fmt(of_ceiling(v), 'pct')} of it")
+        else:
+            verdict = "missed" + (f" (the ceiling is {fmt(reach, 'x')} {who})" if not math.isnan(reach) else "")
+        label = dict(SCENARIOS)[scen]
+        target_rows.append(f"| {label} | {goal:.1f}× | {fmt(adv, 'x')} ({who}) | "
+                           f"{fmt(reach, 'x')} | {verdict} |")
+    if target_rows:
+        L.append("## Targets\n")
+        L.append("The performance targets (issue 13), in requests per busy CPU-second against the better "
+                 "peer, beside the same ratio for the ceiling responder: a target above the ceiling's "
+                 "ratio cannot be met by any server on this machine, however little it does per request. "
+                 "Where the cycles go is in `bench/results/profile-*.md` (`bench/profile.sh`).\n")
+        L.append("| scenario | target | catzilla | ceiling | verdict |")
+        L.append("|---|---:|---:|---:|---|")
+        L.extend(target_rows)
+        L.append("")
     if lat_med:
         L.append("## Latency at a fixed rate\n")
         L.append(f"`bench/ratelat.c` offers {int(float(env.get('latency_rate', 0))):,} GET /plaintext per "
