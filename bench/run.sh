@@ -45,6 +45,7 @@ WARMUP=${WARMUP:-1}
 # a run is "disturbed" when steal, or CPU that other processes took on the server's CPUs,
 # exceeds this many % (the report leaves such runs out of its medians when it can)
 DISTURBED_PCT=10
+RERUNS=${RERUNS:-2}   # a disturbed run is run again up to this many times
 SERVERS="catzilla nginx h2o ceiling"
 ONLY="plaintext,pipelined,file19,file16k,file1m,conns1k,conns10k,latency,scaling,idle,memory"
 DEPS=1
@@ -198,14 +199,30 @@ echo "round,server,offered_rps,conns,achieved_rps,completed,errors,late,p50_us,p
 } >"${RAW}/env.txt"
 
 # ---------------------------------------------------------------- scenarios
-# measure ROUND SCENARIO SERVER THREADS SRV_CPUS CLI_CPUS CLI_THREADS CONNS PATH [LUA [ARGS]]
-measure() {
+# rerun_disturbed FUNCTION ARGS...: runs a measurement (measure_once, latency_once) again, up
+# to RERUNS more times, while it comes out disturbed. Every run stays in the CSV with its
+# disturbed flag; the report's medians leave the disturbed ones out.
+LAST_DISTURBED=0
+rerun_disturbed() {
+    local i
+    for ((i = 0; i <= RERUNS; i++)); do
+        "$@"
+        [ "${LAST_DISTURBED}" -eq 1 ] || return 0
+        [ "${i}" -lt "${RERUNS}" ] && log "that run was disturbed (steal or other processes): running it again"
+    done
+    return 0
+}
+measure() { rerun_disturbed measure_once "$@"; }
+
+# measure_once ROUND SCENARIO SERVER THREADS SRV_CPUS CLI_CPUS CLI_THREADS CONNS PATH [LUA [ARGS]]
+measure_once() {
     local round=$1 scen=$2 srv=$3 threads=$4 scpus=$5 ccpus=$6 cthreads=$7 conns=$8 path=$9
     shift 9
     local port out row t0 t1 c0 c1 u0 i0 x0 a0 u1 i1 x1 a1 shared
     local reqs rps bps p50 p99 n2 se cpu other busy bpct irq steal per dist
     port=$(port_of "${srv}")
     out="${RAW}/r${round}-${scen}-${srv}.txt"
+    LAST_DISTURBED=0
     CEILING_BODY="${DOCROOT}${path}"
     [ "${path}" = /plaintext ] && CEILING_BODY="${DOCROOT}/plaintext.txt"
     if ! start_server "${srv}" "${port}" "${scpus}" "${threads}"; then
@@ -248,17 +265,21 @@ measure() {
         }')"
     echo "${round},${scen},${srv},${threads},${conns},${row// /,},${cpu},${other},${busy},${bpct},${irq},${steal},${per},${dist}" \
         >>"${RUNS_CSV}"
+    LAST_DISTURBED=${dist}
     log "$(printf 'r%s %-10s %-9s %12s req/s %10s B/s p50 %sus p99 %sus non2xx %s sockerr %s | %s req/busy-s, busy %s%% steal %s%% | CPU %s%% other %s%% irq %s%%%s' \
         "${round}" "${scen}" "${srv}" "${rps}" "${bps}" "${p50}" "${p99}" "${n2}" "${se}" \
         "${per}" "${bpct}" "${steal}" "${cpu}" "${other}" "${irq}" \
         "$([ "${dist}" -eq 1 ] && echo ' DISTURBED')")"
 }
 
-# latency_run ROUND SERVER: bench/ratelat.c offers LATENCY_RATE req/s of GET /plaintext over
+latency_run() { rerun_disturbed latency_once "$@"; }
+
+# latency_once ROUND SERVER: bench/ratelat.c offers LATENCY_RATE req/s of GET /plaintext over
 # LATENCY_CONNS connections for DURATION s (after 1 s not counted); latency from when each
 # request was due, and the server CPU's busy share at that rate
-latency_run() {
+latency_once() {
     local round=$1 srv=$2 port out u0 i0 x0 a0 u1 i1 x1 a1 busy steal dist
+    LAST_DISTURBED=0
     port=$(port_of "${srv}")
     out="${RAW}/r${round}-latency-${srv}.txt"
     CEILING_BODY="${DOCROOT}/plaintext.txt"
@@ -281,6 +302,7 @@ latency_run() {
         row="${row},${v:-nan}"
     done
     echo "${round},${srv},${LATENCY_RATE},${LATENCY_CONNS}${row},${busy},${steal},${dist}" >>"${LAT_CSV}"
+    LAST_DISTURBED=${dist}
     log "$(printf 'r%s latency    %-9s %s req/s offered: %s | busy %s%% steal %s%%' "${round}" "${srv}" \
         "${LATENCY_RATE}" "$(tr '\n' ' ' <"${out}")" "${busy}" "${steal}")"
 }
