@@ -290,6 +290,30 @@ static void *run_thread(void *arg)
     return NULL;
 }
 
+/* What cz_response_header and cz_response_send let onto the wire: the
+ * handler answers with the return code of every attempt, in order. */
+static int on_header_rules(const cz_request *req, cz_response *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    static const char *const tries[][2] = {
+        {"X-Ok", "a value\twith a tab"}, {"X-Empty-Value", ""},
+        {"", "v"},                       {"X Space", "v"},
+        {"X:Colon", "v"},                {"X\tTab", "v"},
+        {"X-Cr", "a\rb"},                {"X-Lf", "a\nSet-Cookie: x=1"},
+        {"X-Del", "a\x7f"},              {"X-Ctl", "a\x01"},
+        {"Content-Length", "5"},         {"server", "mine"},
+        {"Transfer-Encoding", "chunked"}, {"X-Utf8", "caf\xc3\xa9"}};
+    char body[256] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "%d ",
+                              cz_response_header(res, tries[i][0], tries[i][1]));
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "%d",
+                          cz_response_send(res, 200, "text/plain\r\nX-Injected: 1", "x", 1));
+    return cz_response_send(res, 200, "text/plain", body, n);
+}
+
 static void setup(void)
 {
     if (!io_uring_usable())
@@ -311,7 +335,7 @@ static void setup(void)
         {"/later", on_later},   {"/now", on_now},       {"/posted", on_posted},
         {"/stream", on_stream}, {"/big", on_big},       {"/forever", on_forever},
         {"/never", on_never},   {"/timers", on_timers}, {"/defer-stream", on_defer_stream},
-        {"/secret", on_now}};
+        {"/secret", on_now},    {"/header-rules", on_header_rules}};
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         cr_assert_eq(cz_server_route(srv, "*", routes[i].path, routes[i].fn, NULL), 0);
     cr_assert_eq(cz_server_route(srv, "GET", "/file", on_file, NULL), 0);
@@ -594,5 +618,23 @@ Test(handlers, a_handler_sends_a_file_by_path)
     response_free(&r);
     r = get("/file-missing");
     cr_expect_eq(r.status, 404);
+    response_free(&r);
+}
+
+Test(handlers, response_headers_refuse_injection_and_managed_names)
+{
+    struct response r = get("/header-rules");
+    cr_assert_eq(r.status, 200);
+    char want[128];
+    snprintf(want, sizeof(want), "0 0 %d %d %d %d %d %d %d %d %d %d %d 0 %d", -EINVAL, -EINVAL,
+             -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EPERM, -EPERM, -EPERM, -EINVAL);
+    cr_expect_str_eq(r.body, want);
+    cr_expect_str_eq(header(&r, "X-Ok"), "a value\twith a tab");
+    cr_expect_str_eq(header(&r, "X-Empty-Value"), "");
+    cr_expect_str_eq(header(&r, "X-Utf8"), "caf\xc3\xa9");
+    cr_expect_str_eq(header(&r, "Content-Type"), "text/plain");
+    cr_expect_null(header(&r, "X-Injected"));
+    cr_expect_null(header(&r, "Set-Cookie"));
+    cr_expect_null(header(&r, "X-Cr"));
     response_free(&r);
 }
