@@ -170,6 +170,7 @@ struct conn {
     bool body_wait : 1;     /* its body waits for memory budget (memguard.c) */
     bool admin : 1;         /* accepted on the admin listener: only /_catzilla/... */
     bool http10 : 1;        /* the request being answered is HTTP/1.0 */
+    bool recv_waiting : 1;  /* queued for receive buffers (conn.c) */
     uint32_t requests;      /* served on this connection */
     struct cz_peer peer;    /* the client, when the access log needs it */
 
@@ -182,7 +183,10 @@ struct conn {
     struct file_job *file_jobs; /* private to static.c: its file jobs, oldest first */
     struct cz_deferred *stream; /* its open stream (deferred.c); reading waits for its end */
     struct conn *flush_next;    /* the worker's flush list (output.c) */
-    struct conn *free_next;     /* the worker's list of conns to free */
+    /* The worker's list of conns to free, or its queue of conns waiting for
+     * receive buffers.  Never both: a waiting conn holds a reference, and
+     * only a conn with none is freed. */
+    struct conn *list_next;
 };
 
 struct worker_stats {
@@ -250,6 +254,8 @@ struct worker {
     struct list_node rx_idle; /* parked conn_rx, oldest first (request.c) */
     struct conn *flush_list;
     struct conn *free_list;        /* closed conns, freed at the end of the loop turn */
+    struct conn *recv_wait_head;   /* conns out of receive buffers, oldest first (conn.c) */
+    struct conn *recv_wait_tail;
     struct stats_gather *gathers;  /* stats requests of this worker still gathering */
     struct accesslog_worker *alog; /* private to accesslog.c; NULL when the log is off */
     struct deferred_worker dw;     /* private to deferred.c */
@@ -355,6 +361,9 @@ void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 /* Called by output.c when the queue is empty and nothing is in flight. */
 void conn_output_drained(struct conn *c);
+/* Re-arm connections that ran out of receive buffers, oldest first, once
+ * the loop turn has given its buffers back. */
+void conn_recv_resume(struct worker *w);
 
 /* --- src/http/response.c --- */
 const char *http_reason(int status);

@@ -51,6 +51,7 @@ enum cz_timeout_kind {
 
 struct worker_metrics {
     uint64_t accepted;
+    uint64_t recv_waits; /* recvs that found no free receive buffer (ENOBUFS) */
     uint64_t rx_bytes, tx_bytes;
     uint64_t timeouts[CZ_TIMEOUT_MAX];
     uint64_t fc_hits, fc_misses;              /* static files answered from the cache / not */

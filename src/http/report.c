@@ -92,6 +92,7 @@ static void add_totals(struct totals *t, const struct snapshot *s)
     t->connections += s->connections;
     t->requests += s->requests;
     t->accepted += s->m.accepted;
+    t->m.recv_waits += s->m.recv_waits;
     t->log_dropped += s->log_dropped;
     t->purges += s->purges;
     t->cache_drops += s->cache_drops;
@@ -146,12 +147,13 @@ static void json_worker(struct textbuf *b, const struct snapshot *s, bool first)
     textbuf_printf(b,
                    "%s{\"id\":%u,\"cpu\":%d,\"ok\":%s,\"connections\":%" PRIu32
                    ",\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64
-                   ",\"registered_bytes\":%zu,\"file_cache_bytes\":%zu,\"memory_level\":\"%s\","
+                   ",\"recv_buffer_waits\":%" PRIu64 ",\"registered_bytes\":%zu,\"file_cache_bytes\":%zu,\"memory_level\":\"%s\","
                    "\"memory_actions\":{\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64
                    ",\"accept_pauses\":%" PRIu64 ",\"body_waits\":%" PRIu64
                    "},\"body_bytes\":%" PRIu64 ",\"arenas\":{",
                    first ? "" : ",", s->id, s->cpu, s->ok ? "true" : "false", s->connections,
-                   s->m.accepted, s->requests, s->registered_bytes, s->file_cache_bytes,
+                   s->m.accepted, s->requests, s->m.recv_waits, s->registered_bytes,
+                   s->file_cache_bytes,
                    memguard_level_name(s->mem_level), s->purges, s->cache_drops, s->accept_pauses,
                    s->body_waits, s->body_bytes);
     for (int k = 0; k < CATZILLA_ARENA_MAX; k++)
@@ -206,8 +208,8 @@ void report_stats_json(const struct cz_server *srv, const struct snapshot *snaps
         t.arenas.active ? 1.0 - (double)t.arenas.allocated / (double)t.arenas.active : 0.0;
     textbuf_printf(b,
                    "],\"totals\":{\"workers\":%u,\"connections\":%" PRIu64 ",\"accepted\":%" PRIu64
-                   ",\"requests\":%" PRIu64 ",",
-                   n, t.connections, t.accepted, t.requests);
+                   ",\"requests\":%" PRIu64 ",\"recv_buffer_waits\":%" PRIu64 ",",
+                   n, t.connections, t.accepted, t.requests, t.m.recv_waits);
     json_traffic(b, snaps, n, &t);
     textbuf_printf(b,
                    "\"registered_bytes\":%zu,\"arenas\":{\"allocated\":%zu,\"active\":%zu,"
@@ -317,6 +319,10 @@ static uint64_t get_accepted(const struct snapshot *s)
 {
     return s->m.accepted;
 }
+static uint64_t get_recv_waits(const struct snapshot *s)
+{
+    return s->m.recv_waits;
+}
 static uint64_t get_registered(const struct snapshot *s)
 {
     return s->registered_bytes;
@@ -375,6 +381,10 @@ void report_metrics_text(const struct cz_server *srv, const struct snapshot *sna
     per_worker(b, snaps, n, "catzilla_connections_open", "gauge", "Open connections.", get_conns);
     per_worker(b, snaps, n, "catzilla_connections_accepted_total", "counter",
                "Connections accepted.", get_accepted);
+    per_worker(b, snaps, n, "catzilla_recv_buffer_waits_total", "counter",
+               "Receives that found every receive buffer taken and waited for one "
+               "(raise --recv-buffers if this grows fast).",
+               get_recv_waits);
     family(b, "catzilla_timeouts_total", "counter", "Connections timed out, by which timeout.");
     for (int k = 0; k < CZ_TIMEOUT_MAX; k++)
         textbuf_printf(b, "catzilla_timeouts_total{kind=\"%s\"} %" PRIu64 "\n", timeout_names[k],

@@ -835,8 +835,10 @@ static void worker_loop(struct worker *w)
     catzilla_memory_fault_arm();
 #endif
     for (;;) {
-        /* Callbacks waiting (posted calls, writable streams): no sleep. */
-        int rc = deferred_pending(w) ? io_uring_submit(ring) : io_uring_submit_and_wait(ring, 1);
+        /* Callbacks waiting (posted calls, writable streams) or connections
+         * waiting for receive buffers (whose bytes bring no CQE): no sleep. */
+        bool busy = deferred_pending(w) || w->recv_wait_head;
+        int rc = busy ? io_uring_submit(ring) : io_uring_submit_and_wait(ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             cz_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
             break;
@@ -852,6 +854,7 @@ static void worker_loop(struct worker *w)
         }
         io_uring_cq_advance(ring, n);
         cz_bufring_commit(&w->bufs, &w->bufs_pending);
+        conn_recv_resume(w);
         memguard_admit_waiters(w);
         deferred_run(w);
         output_flush_all(w);

@@ -1630,6 +1630,7 @@ static void notice_frees(void)
 static void end_turn(void)
 {
     cz_bufring_commit(&w->bufs, &w->bufs_pending);
+    conn_recv_resume(w);
     output_flush_all(w);
     conn_free_closed(w);
     notice_frees();

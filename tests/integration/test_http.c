@@ -555,6 +555,41 @@ Test(limits, max_connections_pauses_accepting, .timeout = 30)
     stop_and_check_log();
 }
 
+/* Far more readable connections than receive buffers: the ones that find
+ * none wait their turn (recv_buffer_waits counts them), and every request
+ * is still answered, round after round on the same connections. */
+Test(limits, connections_outnumbering_receive_buffers_all_get_answers, .timeout = 60)
+{
+    server_start(&srv, (const char *const[]){"--recv-buffers", "8", NULL});
+    enum { N = 300, ROUNDS = 3 };
+    static int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = tcp_connect(srv.port);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < N; i++)
+            send_str(fds[i], "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+        for (int i = 0; i < N; i++) {
+            struct response r;
+            cr_assert(read_response(fds[i], &r, false), "round %d, connection %d", round, i);
+            cr_assert_eq(r.status, 200);
+            cr_assert_str_eq(r.body, "Hello, World!");
+            response_free(&r);
+        }
+    }
+    struct response r = request_once(srv.port, "GET /_catzilla/stats HTTP/1.1\r\nHost: t\r\n"
+                                               "Connection: close\r\n\r\n");
+    cr_assert_eq(r.status, 200);
+    const char *t = strstr(r.body, "\"totals\":{");
+    const char *v = t ? strstr(t, "\"recv_buffer_waits\":") : NULL;
+    cr_assert_not_null(v);
+    cr_expect_gt(strtol(v + strlen("\"recv_buffer_waits\":"), NULL, 10), 0,
+                 "8 buffers for 300 readable connections: some must have waited");
+    response_free(&r);
+    for (int i = 0; i < N; i++)
+        tcp_close(fds[i]);
+    stop_and_check_log();
+}
+
 /* ---------- workers, stats, shutdown, start-up errors ---------- */
 
 Test(server, two_workers_have_distinct_arenas, .timeout = 30)

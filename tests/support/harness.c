@@ -192,14 +192,16 @@ struct rbuf {
     char *data;
     size_t len, cap;
 };
-static struct rbuf rbufs[64];
+/* Connections a test may read from at once (each gets its buffer on first use). */
+#define RBUF_MAX 512
+static struct rbuf rbufs[RBUF_MAX];
 
 static struct rbuf *rbuf_for(int fd)
 {
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < RBUF_MAX; i++)
         if (rbufs[i].fd == fd && rbufs[i].data)
             return &rbufs[i];
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < RBUF_MAX; i++) {
         if (!rbufs[i].data) {
             rbufs[i].fd = fd;
             rbufs[i].cap = 65536;
@@ -523,7 +525,7 @@ long stats_connections(int port)
 void tcp_close(int fd)
 {
     /* A buffer left behind would be handed to the next socket with this number. */
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < RBUF_MAX; i++)
         if (rbufs[i].data && rbufs[i].fd == fd)
             rbuf_drop(&rbufs[i]);
     close(fd);
