@@ -378,7 +378,12 @@ def main():
                  "start + k ÷ rate whatever came before (open loop). Latency runs from when a request was "
                  "due, so a stall is charged to every request that waited behind it. Medians over the "
                  "rounds of each percentile, in µs; the busy row is the server CPU's busy share at this "
-                 "rate (lower: less work per request).\n")
+                 "rate (lower: less work per request). A run with steal above "
+                 f"{env.get('latency_disturbed_pct', '?')} % of the server CPU is disturbed, run again, "
+                 "and left out of these medians while 2 clean runs remain: short bursts of steal that "
+                 "barely move a throughput figure ruin any server's p99.9 on this VM.\n")
+        if env.get("latency_note"):
+            L.append(env["latency_note"] + "\n")
         lp = [s for s in present if s in lat_med]
         L.append("| | " + " | ".join(lp) + " | catzilla vs best peer |")
         L.append("|---|" + "---:|" * len(lp) + "---:|")
@@ -539,7 +544,7 @@ def make_charts(raw, results, present, med, idle_med, mem_rows, env, lat_med):
               + f"set multiplot layout {rows_n},{cols} title 'Requests per busy CPU-second "
               + "(median; whiskers: min to max round)'\n"
               + "set style fill solid 0.9 border -1\nset boxwidth 0.7\nset grid ytics\nset key off\n"
-              + "set yrange [0:*]\nset format y '%.0s%c'\nset xtics font ',9'\nset title font ',10'\n")
+              + "set yrange [0:*]\nset format y '%.1s%c'\nset xtics font ',9'\nset title font ',10'\n")
         for label, dat in panels:
             gp += (f"set title '{label}'\n"
                    f"plot '{dat}' using 0:2:5:xtic(1) with boxes lc rgb variable, "
