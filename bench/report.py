@@ -562,7 +562,7 @@ def make_charts(raw, results, present, med, idle_med, mem_rows, env, lat_med):
             lines.append(f'"{label}" ' + " ".join(val(lat_med[s][field] / 1000) for s in lp))
         title = (f"Latency at {int(float(env.get('latency_rate', 0))):,} req/s offered, "
                  "/plaintext, one worker (lower is better)")
-        extra = "set logscale y\nset yrange [*:*]\n"
+        extra = "set logscale y\nset yrange [*:*]\nset key top left\n"
     else:
         lp = present
         for field, label in (("p50_us", "p50"), ("p99_us", "p99")):
