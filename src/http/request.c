@@ -724,8 +724,6 @@ static int error_status(struct conn *c, enum llhttp_errno e, const char *data, s
     }
 }
 
-/* The n bytes before pos (some may be the tail of the previous buffer) must
- * be CRLF (n = 2, after chunk data) or CRLF CRLF (n = 4, the end of a head). */
 /* ---------- chunk-size lines ---------- */
 
 /* RFC 9112 section 7.1.1: chunk-size [ chunk-ext ] CRLF, where
@@ -734,6 +732,42 @@ static int error_status(struct conn *c, enum llhttp_errno e, const char *data, s
  * llhttp 8.1 refuses valid lines ("5;a=1;b", "5 ;x"), so request_parse reads
  * every chunk-size line itself and gives llhttp only "HEX\r\n".  line
  * excludes the CRLF.  Extensions are checked and ignored. */
+/* Past the spaces and tabs (BWS) at p. */
+static const char *skip_bws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* Past the token at p; NULL when none starts there. */
+static const char *skip_token(const char *p, const char *end)
+{
+    const char *start = p;
+    while (p < end && is_tchar((unsigned char)*p))
+        p++;
+    return p > start ? p : NULL;
+}
+
+/* Past the quoted-string that opens at p ('"'); NULL when it is unterminated
+ * or holds a control byte (tab allowed), quoted or not. */
+static const char *skip_quoted(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"')
+            return p + 1;
+        if (ch == '\\') {
+            if (++p >= end)
+                return NULL;
+            ch = (unsigned char)*p;
+        }
+        if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
+            return NULL;
+    }
+    return NULL;
+}
+
 int request_chunk_line(const char *line, size_t len, uint64_t *size)
 {
     const char *p = line, *end = line + len;
@@ -747,52 +781,19 @@ int request_chunk_line(const char *line, size_t len, uint64_t *size)
     /* Whitespace only ever comes before ";" or "=": never at the end. */
     if (digits == 0 || line[len - 1] == ' ' || line[len - 1] == '\t')
         return -EINVAL;
-#define SKIP_BWS()                                                                                 \
-    while (p < end && (*p == ' ' || *p == '\t'))                                                   \
-    p++
-    SKIP_BWS();
+    p = skip_bws(p, end);
     while (p < end) {
-        if (*p++ != ';')
-            return -EINVAL;
-        SKIP_BWS();
-        const char *name = p;
-        while (p < end && is_tchar((unsigned char)*p))
-            p++;
-        if (p == name)
-            return -EINVAL;
-        SKIP_BWS();
+        if (*p++ != ';' || !(p = skip_token(skip_bws(p, end), end)))
+            return -EINVAL; /* no ";" or no name */
+        p = skip_bws(p, end);
         if (p < end && *p == '=') {
-            p++;
-            SKIP_BWS();
-            if (p < end && *p == '"') {
-                for (p++;; p++) {
-                    if (p >= end)
-                        return -EINVAL; /* unterminated */
-                    unsigned char ch = (unsigned char)*p;
-                    if (ch == '"')
-                        break;
-                    if (ch == '\\') {
-                        if (++p >= end)
-                            return -EINVAL;
-                        ch = (unsigned char)*p;
-                        if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
-                            return -EINVAL;
-                    } else if (ch != '\t' && (ch < 0x20 || ch == 0x7f)) {
-                        return -EINVAL;
-                    }
-                }
-                p++;
-            } else {
-                const char *val = p;
-                while (p < end && is_tchar((unsigned char)*p))
-                    p++;
-                if (p == val)
-                    return -EINVAL;
-            }
-            SKIP_BWS();
+            p = skip_bws(p + 1, end);
+            p = p < end && *p == '"' ? skip_quoted(p, end) : skip_token(p, end);
+            if (!p)
+                return -EINVAL;
+            p = skip_bws(p, end);
         }
     }
-#undef SKIP_BWS
     *size = v;
     return 0;
 }
@@ -830,15 +831,13 @@ static ssize_t take_chunk_line(struct conn *c, const char *data, size_t len)
         return -1;
     char canon[24];
     int n = snprintf(canon, sizeof(canon), "%" PRIx64 "\r\n", size);
-    enum llhttp_errno e = llhttp_execute(&x->parser, canon, (size_t)n);
-    if (e != HPE_OK) {
-        if (!x->error_status)
-            x->error_status = 400;
+    if (llhttp_execute(&x->parser, canon, (size_t)n) != HPE_OK)
         return -1;
-    }
     return (ssize_t)take;
 }
 
+/* The n bytes before pos (some may be the tail of the previous buffer) must
+ * be CRLF (n = 2, after chunk data) or CRLF CRLF (n = 4, the end of a head). */
 static bool line_end_ok(const struct conn *c, const char *data, const char *pos, int n)
 {
     char last[4];
