@@ -507,19 +507,26 @@ int server_admin_port(const struct server *s)
     return port;
 }
 
-long stats_connections(int port)
+long stats_total(int port, const char *key)
 {
     struct response r = request_once(port, "GET /_catzilla/stats HTTP/1.1\r\nHost: t\r\n"
                                            "Connection: close\r\n\r\n");
     long v = -1;
+    char quoted[64];
+    snprintf(quoted, sizeof(quoted), "\"%s\":", key);
     if (r.status == 200) {
         const char *t = strstr(r.body, "\"totals\":{");
-        const char *c = t ? strstr(t, "\"connections\":") : NULL;
+        const char *c = t ? strstr(t, quoted) : NULL;
         if (c)
-            v = strtol(c + 14, NULL, 10);
+            v = strtol(c + strlen(quoted), NULL, 10);
     }
     response_free(&r);
     return v;
+}
+
+long stats_connections(int port)
+{
+    return stats_total(port, "connections");
 }
 
 void tcp_close(int fd)

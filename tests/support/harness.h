@@ -79,7 +79,9 @@ void expect_error_response(int port, const char *name, const void *data, size_t 
 /* The admin listener's port from the start-up line ("admin on ADDR:PORT"),
  * 0 if the admin surface has no listener of its own. */
 int server_admin_port(const struct server *s);
-/* Fetch /_catzilla/stats and return totals.connections, or -1. */
+/* Fetch /_catzilla/stats and return the number totals.<key>, or -1. */
+long stats_total(int port, const char *key);
+/* stats_total(port, "connections") */
 long stats_connections(int port);
 /* Forget any bytes buffered for fd, then close it (use instead of close()
  * when a response may have been left unread). */
