@@ -142,7 +142,7 @@ if has_server catzilla; then
     [ -x "${CATZILLA_LIBC_BIN}" ] && HAVE_LIBC=1
 fi
 cc -O2 -o "${WORK}/idleconns" "${BENCH_DIR}/idleconns.c" || die "cannot build bench/idleconns.c"
-cc -O2 -o "${WORK}/ratelat" "${BENCH_DIR}/ratelat.c" -lm || die "cannot build bench/ratelat.c"
+cc -O2 -o "${WORK}/ratelat" "${BENCH_DIR}/ratelat.c" || die "cannot build bench/ratelat.c"
 CEILING_BIN="${WORK}/ceiling"
 if has_server ceiling && ! cc -O2 -o "${CEILING_BIN}" "${BENCH_DIR}/ceiling.c" -luring; then
     log "warning: cannot build bench/ceiling.c (liburing-dev): no ceiling figures"

@@ -147,15 +147,15 @@ static void json_worker(struct textbuf *b, const struct snapshot *s, bool first)
     textbuf_printf(b,
                    "%s{\"id\":%u,\"cpu\":%d,\"ok\":%s,\"connections\":%" PRIu32
                    ",\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64
-                   ",\"recv_buffer_waits\":%" PRIu64 ",\"registered_bytes\":%zu,\"file_cache_bytes\":%zu,\"memory_level\":\"%s\","
+                   ",\"recv_buffer_waits\":%" PRIu64
+                   ",\"registered_bytes\":%zu,\"file_cache_bytes\":%zu,\"memory_level\":\"%s\","
                    "\"memory_actions\":{\"purges\":%" PRIu64 ",\"cache_drops\":%" PRIu64
                    ",\"accept_pauses\":%" PRIu64 ",\"body_waits\":%" PRIu64
                    "},\"body_bytes\":%" PRIu64 ",\"arenas\":{",
                    first ? "" : ",", s->id, s->cpu, s->ok ? "true" : "false", s->connections,
                    s->m.accepted, s->requests, s->m.recv_waits, s->registered_bytes,
-                   s->file_cache_bytes,
-                   memguard_level_name(s->mem_level), s->purges, s->cache_drops, s->accept_pauses,
-                   s->body_waits, s->body_bytes);
+                   s->file_cache_bytes, memguard_level_name(s->mem_level), s->purges,
+                   s->cache_drops, s->accept_pauses, s->body_waits, s->body_bytes);
     for (int k = 0; k < CATZILLA_ARENA_MAX; k++)
         json_arena(b, arena_names[k], &s->mem.arenas[k], k == CATZILLA_ARENA_MAX - 1);
     textbuf_printf(b, "}}");
