@@ -576,8 +576,12 @@ Test(limits, connections_outnumbering_receive_buffers_all_get_answers, .timeout 
             response_free(&r);
         }
     }
-    cr_expect_gt(stats_total(srv.port, "recv_buffer_waits"), 0,
-                 "8 buffers for 300 readable connections: some must have waited");
+    /* Waiters are re-armed only as buffers come back, so a receive waits
+     * about once (measured: 0.7-0.9 waits per request).  Re-arming them at
+     * once, as before, failed again and again: 3.7-9 ENOBUFS per request. */
+    long waits = stats_total(srv.port, "recv_buffer_waits");
+    cr_expect_gt(waits, 0, "8 buffers for 300 readable connections: some must have waited");
+    cr_expect_leq(waits, 2 * N * ROUNDS, "%ld waits for %d requests", waits, N * ROUNDS);
     for (int i = 0; i < N; i++)
         tcp_close(fds[i]);
     stop_and_check_log();
